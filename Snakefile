@@ -1,0 +1,26 @@
+# kexue: one DAG per article, download -> prepare -> train -> evaluate -> report, then a summary.
+# The DAG is read from the article registry (src/kexue/registry.py) and params.yaml;
+# dvc.yaml is generated from it (python -m kexue dvc-yaml).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/articles.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        paths.SUMMARY_HTML,
+        paths.SUMMARY_CSV,
+
+
+onsuccess:
+    commit_to_dvc()

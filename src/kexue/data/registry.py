@@ -1,0 +1,153 @@
+"""Dataset registry: official URLs and published checksums, embedded generators, user folders.
+
+Three kinds of dataset, all materialised by one workflow stage into ``data/raw/<name>/``:
+
+* ``remote``: files fetched from their official URLs (or a mirror) and verified;
+* ``embedded``: generated offline by our code or read from a PyPI package (labelled synthetic
+  or embedded in every report);
+* ``local``: data that cannot be downloaded (competition data); read from a user folder
+  (``data_dirs.<name>`` in params.yaml) after format checks.
+
+A ``remote`` dataset with ``data_dirs.<name>`` set is read from that folder instead of being
+downloaded: the checksums and format checks still apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    urls: tuple[str, ...]  # official locations, tried in order
+    sha256: str | None = None
+    md5: str | None = None
+    # For a .gz whose container may differ (recompressed copies): accepted when the
+    # decompressed bytes match this published hash of the uncompressed file.
+    sha256_uncompressed: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    kind: Literal["remote", "embedded", "local"]
+    description: str
+    files: tuple[RemoteFile, ...] = ()
+    # embedded: "module:function" called as fn(dest: Path) -> None
+    generator: str | None = None
+    citation: str = ""
+    licence: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+_MNIST_URLS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/{}",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/{}",
+    "http://yann.lecun.com/exdb/mnist/{}",
+)
+
+
+def _mnist_file(name, sha256, md5, size, sha256_uncompressed=None):
+    return RemoteFile(name, tuple(u.format(name) for u in _MNIST_URLS), sha256=sha256, md5=md5,
+                      size=size, sha256_uncompressed=sha256_uncompressed)
+
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in [
+        Dataset(
+            name="mnist",
+            kind="remote",
+            description="MNIST handwritten digits, 60,000 train + 10,000 test, 28x28 8-bit",
+            files=(
+                _mnist_file("train-images-idx3-ubyte.gz",
+                            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                            "f68b3c2dcbeaceb1a9d9e0c7c1d1a7ab", 9912422,
+                            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+                _mnist_file("train-labels-idx1-ubyte.gz",
+                            "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                            "d53e105ee54ea40749a09fcbcd1e9432", 28881),
+                _mnist_file("t10k-images-idx3-ubyte.gz",
+                            "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                            "9fb629c4189551a2d022fa330f9573f3", 1648877),
+                _mnist_file("t10k-labels-idx1-ubyte.gz",
+                            "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+                            "ec29112dd5afa0611ce80d1b7f02629c", 4542),
+            ),
+            citation="LeCun, Bottou, Bengio & Haffner (1998)",
+            licence="CC BY-SA 3.0 (per Keras/TFDS)",
+        ),
+        Dataset(
+            name="digits",
+            kind="embedded",
+            description="scikit-learn's bundled 8x8 digits (1,797 images, 17 grey levels)",
+            generator="kexue.data.embedded:sklearn_digits",
+            citation="UCI ML hand-written digits (Alpaydin & Kaynak 1998)",
+            licence="CC BY 4.0 (UCI); shipped in the scikit-learn wheel",
+        ),
+        Dataset(
+            name="image_patches",
+            kind="embedded",
+            description=("scikit-learn's two bundled sample photos (427x640 RGB); the glow "
+                         "article cuts them into 16x16 patches"),
+            generator="kexue.data.embedded:sklearn_image_patches",
+            licence="shipped in the scikit-learn wheel",
+        ),
+        Dataset(
+            name="mnist1d",
+            kind="embedded",
+            description="MNIST-1D generated offline by the mnist1d package (4,000/1,000, length 40)",
+            generator="kexue.data.embedded:mnist1d",
+            citation="Greydanus & Kobak (2020), arXiv 2011.14439",
+            licence="Apache-2.0",
+        ),
+        Dataset(
+            name="synthetic_spectra",
+            kind="embedded",
+            description="physically motivated synthetic 4-class spectra on the 2600-point grid",
+            generator="kexue.articles.spectra_conv1d.synthetic:generate_dataset",
+        ),
+        Dataset(
+            name="tianchi_spectra",
+            kind="local",
+            description="Tianchi 2018 LAMOST DR3 competition spectra (user-supplied; not public)",
+            citation="Tianchi 天体光谱智能分类, raceId 231646",
+        ),
+        Dataset(
+            name="cifar10",
+            kind="remote",
+            description="CIFAR-10, binary version (50,000 train + 10,000 test, 32x32 RGB)",
+            files=(
+                RemoteFile("cifar-10-binary.tar.gz",
+                           ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",),
+                           md5="c32a1d4ab5d03f1284b67883e8d87530"),
+            ),
+            citation="Krizhevsky (2009), Learning Multiple Layers of Features from Tiny Images",
+        ),
+        Dataset(
+            name="celeba",
+            kind="remote",
+            description="CelebA aligned faces (202,599 images, 178x218 JPEG) and the official split",
+            files=(
+                RemoteFile("img_align_celeba.zip",
+                           ("https://drive.google.com/uc?id=0B7EVK8r0v71pZjFTYXZWM3FlRnM",),
+                           md5="00d2c5bc6d35e252742224ab0c1e8fcb"),
+                RemoteFile("list_eval_partition.txt",
+                           ("https://drive.google.com/uc?id=0B7EVK8r0v71pY0NSMzRuSXJEVkk",),
+                           md5="d32c9cbf5e040fd4025c592c306e6668"),
+            ),
+            citation="Liu, Luo, Wang & Tang (2015), Deep Learning Face Attributes in the Wild",
+            licence="CelebA agreement: non-commercial research only, no redistribution",
+        ),
+    ]
+}
+
+
+def get_dataset(name: str) -> Dataset:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None

@@ -1,0 +1,86 @@
+"""The shared loop: resume after a kill replays the same run; NaN stops with the checkpoint kept."""
+
+import math
+
+import pytest
+import torch
+
+from kexue.io import load_torch, save_torch
+from kexue.training import (Checkpointer, NonFiniteLoss, TrackedState, epoch_permutation, fit,
+                            step_generator)
+
+
+class Killed(Exception):
+    pass
+
+
+def _run(ckpt_dir, total_steps, kill_at=None, nan_at=None):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    best = TrackedState(val=math.inf)
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5]])
+
+    def train_step(step):
+        if step == kill_at:
+            raise Killed
+        idx = torch.randint(0, 64, (8,), generator=step_generator(0, step))
+        loss = ((model(x[idx]) - y[idx]) ** 2).mean()
+        if step == nan_at:
+            loss = loss * math.nan
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": loss.item()}
+
+    def end_of_epoch(epoch, row):
+        best["val"] = min(best["val"], row["train_loss"])
+        return {"best": best["val"]}
+
+    result = fit(modules={"model": model, "opt": opt, "best": best}, total_steps=total_steps,
+                 steps_per_epoch=5, train_step=train_step, end_of_epoch=end_of_epoch,
+                 ckpt=Checkpointer(ckpt_dir, "tag"), checkpoint_every=2)
+    return model, result
+
+
+def test_resume_after_kill_gives_the_uninterrupted_result(tmp_path):
+    reference, ref = _run(tmp_path / "a", 23)
+    with pytest.raises(Killed):
+        _run(tmp_path / "b", 23, kill_at=13)
+    assert load_torch(tmp_path / "b" / "last.pt")["step"] == 12  # checkpoint_every=2
+    resumed, res = _run(tmp_path / "b", 23)
+    for p, q in zip(reference.parameters(), resumed.parameters()):
+        assert torch.equal(p, q)
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "wall_time"} for r in rows]  # noqa: E731
+    assert drop(res.history) == drop(ref.history)
+    assert [r["epoch"] for r in res.history] == [1, 2, 3, 4, 5]
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    with pytest.raises(NonFiniteLoss, match="at step 7.*last good checkpoint"):
+        _run(tmp_path, 20, nan_at=7)
+    state = load_torch(tmp_path / "last.pt")
+    assert state["step"] == 6
+    assert all(torch.isfinite(v).all() for v in state["modules"]["model"].values())
+
+
+def test_checkpoint_of_another_config_is_not_resumed(tmp_path):
+    Checkpointer(tmp_path, "old").save({"step": 3})
+    assert Checkpointer(tmp_path, "new").load() is None
+    assert Checkpointer(tmp_path, "old").load()["step"] == 3
+
+
+def test_atomic_save_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "model.pt"
+    with pytest.raises((TypeError, AttributeError)):
+        save_torch(target, {"bad": lambda: 0})  # not picklable: the write fails midway
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_epoch_order_and_step_rng_are_pure_functions():
+    assert torch.equal(epoch_permutation(10, 1, 2), epoch_permutation(10, 1, 2))
+    assert not torch.equal(epoch_permutation(10, 1, 2), epoch_permutation(10, 1, 3))
+    a = torch.rand(3, generator=step_generator(5, 7))
+    assert torch.equal(a, torch.rand(3, generator=step_generator(5, 7)))
