@@ -1,9 +1,19 @@
 # kexue: one DAG per article, download -> prepare -> train -> evaluate -> report, then a summary.
 # The DAG is read from the article registry (src/kexue/registry.py) and params.yaml;
 # dvc.yaml is generated from it (python -m kexue dvc-yaml).
+import os
+import sys
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# This file and every job import kexue from this checkout, whatever else is installed.
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [SRC, os.environ.get("PYTHONPATH")])
+)
 
 
 configfile: "params.yaml"

@@ -47,6 +47,12 @@ def test_dvc_stages_track_only_their_articles_params():
     assert all("params.yaml" not in s.get("deps", []) for s in stages.values())
 
 
+def test_snakemake_lint_is_clean_apart_from_conda():
+    out = run(["snakemake", "--lint"], REPO, check=False).stdout
+    findings = {line.strip() for line in out.splitlines() if line.strip().startswith("* ")}
+    assert {f for f in findings if "conda" not in f and "container" not in f} == set()
+
+
 @pytest.mark.slow
 def test_smoke_dag_builds_every_report_and_the_summary(smoke_repo):
     params = config.load_params(smoke_repo / "params.yaml")

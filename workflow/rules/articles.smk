@@ -6,12 +6,13 @@ rule prepare:
         raw_inputs,
     output:
         directory(paths.PROCESSED),
-    params:
-        data=data_params,
     log:
         "logs/prepare/{article}.log",
+    params:
+        cli=KEXUE,
+        data=data_params,
     shell:
-        "{KEXUE} prepare {wildcards.article} > {log} 2>&1"
+        "{params.cli} prepare {wildcards.article} > {log} 2>&1"
 
 
 rule train:
@@ -21,15 +22,16 @@ rule train:
         model=paths.MODEL,
         history=paths.HISTORY,
         info=paths.TRAIN_INFO,
-    params:
-        run=run_params,
+    log:
+        "logs/train/{article}/{run}.log",
     threads: workflow.cores
     resources:
         gpu=1,
-    log:
-        "logs/train/{article}/{run}.log",
+    params:
+        cli=KEXUE,
+        run=run_params,
     shell:
-        "{KEXUE} train {wildcards.article} {wildcards.run} --threads {threads} > {log} 2>&1"
+        "{params.cli} train {wildcards.article} {wildcards.run} --threads {threads} > {log} 2>&1"
 
 
 rule evaluate:
@@ -40,10 +42,11 @@ rule evaluate:
     output:
         metrics=paths.METRICS,
         artifacts=directory(paths.ARTIFACTS),
-    params:
-        run=run_params,
-    threads: workflow.cores
     log:
         "logs/evaluate/{article}/{run}.log",
+    threads: workflow.cores
+    params:
+        cli=KEXUE,
+        run=run_params,
     shell:
-        "{KEXUE} evaluate {wildcards.article} {wildcards.run} --threads {threads} > {log} 2>&1"
+        "{params.cli} evaluate {wildcards.article} {wildcards.run} --threads {threads} > {log} 2>&1"

@@ -56,7 +56,8 @@ def run_params(wildcards):
 
 def article_outputs(pattern):
     return lambda wildcards: [
-        pattern.format(article=wildcards.article, run=r) for r in runs_of(wildcards.article)
+        pattern.format(article=wildcards.article, run=r)
+        for r in runs_of(wildcards.article)
     ]
 
 
@@ -66,9 +67,17 @@ def commit_to_dvc():
     Skipped inside a DVC stage (DVC_STAGE is set): DVC commits that stage itself, and a nested
     commit would deadlock on its locks.
     """
-    if "DVC_STAGE" in os.environ or not os.path.isdir(".dvc") or not shutil.which("dvc"):
+    if (
+        "DVC_STAGE" in os.environ
+        or not os.path.isdir(".dvc")
+        or not shutil.which("dvc")
+    ):
         return
-    done = subprocess.run(["dvc", "commit", "--force", "--quiet"], capture_output=True, text=True)
+    done = subprocess.run(
+        ["dvc", "commit", "--force", "--quiet"], capture_output=True, text=True
+    )
     if done.returncode != 0:
-        print(f"dvc commit failed (is dvc.yaml current? run `python -m kexue dvc-yaml`):\n"
-              f"{done.stderr}")
+        print(
+            f"dvc commit failed (is dvc.yaml current? run `python -m kexue dvc-yaml`):\n"
+            f"{done.stderr}"
+        )

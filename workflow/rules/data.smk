@@ -8,8 +8,10 @@ rule download:
         "logs/download/{dataset}.log",
     wildcard_constraints:
         dataset=one_of(DOWNLOADED),
+    params:
+        cli=KEXUE,
     shell:
-        "{KEXUE} download {wildcards.dataset} > {log} 2>&1"
+        "{params.cli} download {wildcards.dataset} > {log} 2>&1"
 
 
 rule generate:
@@ -19,5 +21,7 @@ rule generate:
         "logs/generate/{dataset}.log",
     wildcard_constraints:
         dataset=one_of(EMBEDDED),
+    params:
+        cli=KEXUE,
     shell:
-        "{KEXUE} generate {wildcards.dataset} > {log} 2>&1"
+        "{params.cli} generate {wildcards.dataset} > {log} 2>&1"

@@ -11,8 +11,10 @@ rule report:
         notebook=paths.REPORT_NOTEBOOK,
     log:
         "logs/report/{article}.log",
+    params:
+        cli=KEXUE,
     shell:
-        "{KEXUE} report {wildcards.article} > {log} 2>&1"
+        "{params.cli} report {wildcards.article} > {log} 2>&1"
 
 
 rule summary:
@@ -24,5 +26,7 @@ rule summary:
         csv=paths.SUMMARY_CSV,
     log:
         "logs/summary.log",
+    params:
+        cli=KEXUE,
     shell:
-        "{KEXUE} summary > {log} 2>&1"
+        "{params.cli} summary > {log} 2>&1"
