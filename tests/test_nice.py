@@ -80,3 +80,58 @@ def test_dequantisation_recipes():
     assert noisy[0, 0] == pytest.approx(-0.01)  # Su's noise is negative
     u = torch.tensor([[0.0, 0.999]])
     assert torch.allclose(to_unit(k, 256, "original", u), (k + u) / 256)
+
+
+class _Killed(BaseException):
+    pass
+
+
+def _digits_context(tmp_path, run_dir):
+    from kexue.articles import nice
+    from kexue.data.embedded import sklearn_digits
+    from kexue.training import RunContext
+
+    raw, processed = tmp_path / "raw", tmp_path / "processed"
+    if not processed.exists():
+        raw.mkdir()
+        sklearn_digits(raw)
+        nice.prepare(nice.DataConfig(max_train=256), {"digits": raw}, processed, "embedded")
+    cfg = RunConfig(recipe="original", hidden=32, depth=2, batch_size=64, epochs=3,
+                    checkpoint_every=3, n_samples=16)
+    return RunContext("nice", "original", cfg, nice.DataConfig(), processed, tmp_path / run_dir,
+                      tmp_path / run_dir / "ckpt", torch.device("cpu"), "smoke", "embedded")
+
+
+def test_killed_training_resumes_to_the_same_model_and_learns(tmp_path, monkeypatch):
+    from kexue.articles import nice
+    from kexue.io import load_torch
+    from kexue.training import Checkpointer, read_history
+
+    reference = _digits_context(tmp_path, "reference")
+    nice.train(reference)
+
+    saves, real_save = [], Checkpointer.save
+
+    def save_then_die(self, state, name="last"):
+        real_save(self, state, name)
+        saves.append(name)
+        if saves.count("last") == 2:  # killed right after the second checkpoint (step 4)
+            raise _Killed
+
+    killed = _digits_context(tmp_path, "killed")
+    monkeypatch.setattr(Checkpointer, "save", save_then_die)
+    with pytest.raises(_Killed):
+        nice.train(killed)
+    monkeypatch.setattr(Checkpointer, "save", real_save)
+    assert load_torch(killed.ckpt_dir / "last.pt")["step"] == 4  # 3 (every 3), then 4 (epoch)
+    nice.train(killed)
+
+    a, b = (load_torch(c.out_dir / "model.pt") for c in (reference, killed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    history = read_history(reference.out_dir / "history.csv")
+    assert history[-1]["val_nll"] < history[0]["val_nll"]  # it learns
+    assert not list(killed.ckpt_dir.glob("*.pt"))  # checkpoints cleared after success
+    metrics = nice.evaluate(reference)
+    # original ships the last weights, evaluated with the same fixed dequantisation noise
+    assert metrics["test_bpd"] == pytest.approx(history[-1]["val_bpd"], rel=1e-6)
+    assert (reference.out_dir / "artifacts" / "samples.png").exists()

@@ -6,8 +6,14 @@ import pytest
 import torch
 
 from kexue.io import load_torch, save_torch
-from kexue.training import (Checkpointer, NonFiniteLoss, TrackedState, epoch_permutation, fit,
-                            step_generator)
+from kexue.training import (
+    Checkpointer,
+    NonFiniteLoss,
+    TrackedState,
+    epoch_permutation,
+    fit,
+    step_generator,
+)
 
 
 class Killed(Exception):
@@ -52,7 +58,7 @@ def test_resume_after_kill_gives_the_uninterrupted_result(tmp_path):
     resumed, res = _run(tmp_path / "b", 23)
     for p, q in zip(reference.parameters(), resumed.parameters()):
         assert torch.equal(p, q)
-    drop = lambda rows: [{k: v for k, v in r.items() if k != "wall_time"} for r in rows]  # noqa: E731
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "wall_time"} for r in rows]
     assert drop(res.history) == drop(ref.history)
     assert [r["epoch"] for r in res.history] == [1, 2, 3, 4, 5]
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]

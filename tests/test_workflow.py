@@ -57,7 +57,8 @@ def test_snakemake_lint_is_clean_apart_from_conda():
 def test_smoke_dag_builds_every_report_and_the_summary(smoke_repo):
     params = config.load_params(smoke_repo / "params.yaml")
     articles = config.article_ids(params)
-    rows = list(csv.DictReader(open(smoke_repo / "results" / "summary.csv")))
+    with open(smoke_repo / "results" / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
     assert {r["article"] for r in rows} == set(articles)
     for r in rows:
         assert r["status"] in {"within band", "outside band", "not comparable",

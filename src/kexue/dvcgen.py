@@ -36,13 +36,17 @@ def snakemake_jobs(cwd: Path = Path(".")) -> list[dict]:
         cwd=cwd, capture_output=True, text=True, check=True).stdout
     jobs = []
     for block in re.split(r"\n(?=rule \w+:\n)", out)[1:]:
-        fields = dict(re.findall(r"^    (\w+): (.*)$", block, flags=re.M))
+        fields = dict(re.findall(r"^    (\w+): (.*)$", block, flags=re.MULTILINE))
         if "output" not in fields:  # the `all` target has none
             continue
-        split = lambda key: [f for f in fields.get(key, "").split(", ") if f]  # noqa: E731
         jobs.append({"rule": re.match(r"rule (\w+):", block)[1], "log": fields["log"],
-                     "inputs": split("input"), "outputs": split("output")})
+                     "inputs": _file_list(fields, "input"),
+                     "outputs": _file_list(fields, "output")})
     return jobs
+
+
+def _file_list(fields: dict, key: str) -> list[str]:
+    return [f for f in fields.get(key, "").split(", ") if f]
 
 
 def stage_name(job: dict) -> str:

@@ -22,10 +22,27 @@ from kexue.comparison import Comparison
 from kexue.data.fetch import dataset_files
 from kexue.data.idx import read_idx
 from kexue.io import load_torch, read_json, save_torch, write_json
-from kexue.nn.flows import (AdditiveCoupling, ExpScale, FlowSequential, Reverse, bits_per_dim,
-                            gaussian_log_prob, logistic_log_prob, mlp)
-from kexue.training import (Checkpointer, RunContext, TrackedState, epoch_permutation,
-                            fingerprint, fit, step_generator, write_history)
+from kexue.nn.flows import (
+    AdditiveCoupling,
+    ExpScale,
+    FlowSequential,
+    Reverse,
+    bits_per_dim,
+    gaussian_log_prob,
+    logistic_log_prob,
+    mlp,
+)
+from kexue.training import (
+    Checkpointer,
+    RunContext,
+    TrackedState,
+    autocast,
+    epoch_permutation,
+    fingerprint,
+    fit,
+    step_generator,
+    write_history,
+)
 
 
 @dataclass
@@ -52,6 +69,9 @@ class RunConfig:
     n_samples: int = 100
     seed: int = 0
     checkpoint_every: int = 200
+    # bf16 for the coupling MLPs on CUDA: safe for additive coupling, whose inverse recomputes
+    # m(x1) from the same x1; the scale layer, prior and every evaluation stay in fp32.
+    amp: bool = True
 
 
 # ---------------------------------------------------------------- model
@@ -180,7 +200,8 @@ def train(ctx: RunContext) -> float:
         if cfg.recipe == "su":
             noise = noise * cfg.su_noise
         x = to_unit(x_train[idx], meta["n_levels"], cfg.recipe, noise).to(ctx.device)
-        nll = -model.log_prob(x).mean()
+        with autocast(ctx.device, cfg.amp):
+            nll = -model.log_prob(x).mean()
         opt.zero_grad(set_to_none=True)
         nll.backward()
         opt.step()
@@ -242,7 +263,7 @@ def _save_samples(model: Nice, cfg: RunConfig, meta: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     x = model.sample(cfg.n_samples, cfg.temperature, torch.Generator().manual_seed(cfg.seed))
-    side, n = int(math.isqrt(meta["dims"])), int(math.isqrt(cfg.n_samples))
+    side, n = math.isqrt(meta["dims"]), math.isqrt(cfg.n_samples)
     imgs = x[: n * n].clamp(0, 1).cpu().numpy().reshape(n, n, side, side)  # clip for display
     padded = np.pad(imgs, ((0, 0), (0, 0), (0, 1), (0, 1)), constant_values=0.5)
     grid = padded.transpose(0, 2, 1, 3).reshape(n * (side + 1), n * (side + 1))
