@@ -88,6 +88,10 @@ class Nice(torch.nn.Module):
             layers += [Reverse(), AdditiveCoupling(net, "interleave", sign=-1.0 if su else 1.0)]
         layers.append(ExpScale(dims, init_std=cfg.scale_init_std))
         self.flow = FlowSequential(*layers)
+        for m in self.modules():  # Keras Dense defaults, as in Su's code: Glorot-uniform, zero bias
+            if isinstance(m, torch.nn.Linear):
+                torch.nn.init.xavier_uniform_(m.weight)
+                torch.nn.init.zeros_(m.bias)
         self.prior = "gaussian" if su else "logistic"
         self.dims = dims
 
