@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import hashlib
@@ -205,6 +206,141 @@ def test_missing_file_over_http(tmp_path, http_mirror):
         fetch_dataset("mnist", tmp_path / "mnist", mirror=f"{http_mirror}/nowhere",
                       progress=False)
     assert leftovers(tmp_path / "mnist") == []
+
+
+# --- mirror subsets (cifar10, celeba) ------------------------------------------------------------
+
+CIFAR10, CELEBA = registry.get_dataset("cifar10"), registry.get_dataset("celeba")
+CIFAR_SUBSET, CELEBA_SUBSET = CIFAR10.mirror_subset[0].name, CELEBA.mirror_subset[0].name
+
+needs_subsets = pytest.mark.skipif(
+    not ((MIRROR / "cifar10-subset" / CIFAR_SUBSET).is_file()
+         and (MIRROR / "celeba-subset" / CELEBA_SUBSET).is_file()),
+    reason=f"the offline dataset mirror with cifar10-subset/ and celeba-subset/ is not at {MIRROR}")
+
+
+def mirror_sha256sums(folder: Path) -> dict[str, str]:
+    lines = (folder / "SHA256SUMS").read_text().splitlines()
+    return {name: digest for digest, name in (line.split(None, 1) for line in lines if line)}
+
+
+@needs_subsets
+@pytest.mark.parametrize("ds", [CIFAR10, CELEBA], ids=["cifar10", "celeba"])
+def test_registry_subset_hashes_match_the_mirror_sha256sums(ds):
+    sums = mirror_sha256sums(MIRROR / f"{ds.name}-subset")
+    for rf in ds.mirror_subset:
+        assert rf.urls == () and rf.sha256 == sums[rf.name]
+        assert rf.size == (MIRROR / f"{ds.name}-subset" / rf.name).stat().st_size
+
+
+@needs_subsets
+def test_cifar10_falls_back_to_the_mirror_subset(tmp_path, caplog):
+    assert not (MIRROR / "cifar10" / CIFAR10.files[0].name).exists()  # the mirror lacks it
+    dest = tmp_path / "raw" / "cifar10"
+    fetch_dataset("cifar10", dest, mirror=str(MIRROR), progress=False)
+
+    assert leftovers(tmp_path / "raw") == ["cifar10", "cifar10/PROVENANCE.json",
+                                           f"cifar10/{CIFAR_SUBSET}"]
+    assert (dest / CIFAR_SUBSET).read_bytes() == (MIRROR / "cifar10-subset" / CIFAR_SUBSET
+                                                  ).read_bytes()
+    prov = provenance(dest)
+    assert prov["source"] == "mirror subset"
+    assert "PARTIAL, DERIVED" in prov["note"] and "not byte-identical" in prov["note"]
+    assert prov["official_files"] == ["cifar-10-binary.tar.gz"]
+    assert "cifar-10-binary.tar.gz" in prov["official_files_missing"]
+    [entry] = prov["files"]
+    assert entry == {"name": CIFAR_SUBSET, "source": "mirror subset",
+                     "from": str(MIRROR.resolve() / "cifar10-subset" / CIFAR_SUBSET),
+                     "algorithm": "sha256", "hash": CIFAR10.mirror_subset[0].sha256,
+                     "verified": "file"}
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("Falling back to the mirror subset" in w and "PARTIAL" in w for w in warnings)
+
+
+@needs_subsets
+def test_celeba_falls_back_to_the_verified_subset_tarball(tmp_path):
+    dest = tmp_path / "celeba"
+    fetch_dataset("celeba", dest, mirror=str(MIRROR), progress=False)
+    assert sorted(p.name for p in dest.iterdir()) == ["PROVENANCE.json", CELEBA_SUBSET]
+    prov = provenance(dest)
+    assert prov["source"] == "mirror subset" and "img_align_celeba.zip" in prov["note"]
+    [entry] = prov["files"]
+    assert entry["name"] == CELEBA_SUBSET and entry["verified"] == "file"
+    assert entry["hash"] == mirror_sha256sums(MIRROR / "celeba-subset")[CELEBA_SUBSET]
+
+
+@needs_subsets
+def test_cifar10_subset_over_http(tmp_path, http_mirror):
+    dest = tmp_path / "cifar10"
+    fetch_dataset("cifar10", dest, mirror=http_mirror, progress=False)
+    prov = provenance(dest)
+    assert prov["source"] == "mirror subset" and "HTTP 404" in prov["official_files_missing"]
+    assert prov["files"][0]["from"] == f"{http_mirror}/cifar10-subset/{CIFAR_SUBSET}"
+
+
+@needs_subsets
+def test_corrupt_subset_is_rejected_and_nothing_left(tmp_path):
+    root = (tmp_path / "mirror").resolve()
+    (root / "cifar10-subset").mkdir(parents=True)
+    bad = root / "cifar10-subset" / CIFAR_SUBSET
+    data = bytearray((MIRROR / "cifar10-subset" / CIFAR_SUBSET).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    dest = tmp_path / "raw" / "cifar10"
+
+    with pytest.raises(ChecksumError) as err:
+        fetch_dataset("cifar10", dest, mirror=str(root), progress=False)
+    msg = str(err.value)
+    assert f"{CIFAR_SUBSET} from mirror subset {bad}" in msg
+    assert CIFAR10.mirror_subset[0].sha256 in msg and sha256(bytes(data)) in msg
+    assert leftovers(tmp_path / "raw") == []
+
+
+def test_no_subset_folder_keeps_the_missing_file_error(tmp_path):
+    (tmp_path / "mirror").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"cifar10/cifar-10-binary\.tar\.gz: no such file"):
+        fetch_dataset("cifar10", tmp_path / "d", mirror=str(tmp_path / "mirror"), progress=False)
+    assert leftovers(tmp_path / "d") == []
+
+
+@pytest.fixture
+def tiny_with_subset(tmp_path, tiny, monkeypatch):
+    """The tiny dataset with a mirror subset (part.bin) in <mirror>/tiny-subset/."""
+    part = b"a partial, derived copy\n"
+    (tiny.mirror / "tiny-subset").mkdir()
+    (tiny.mirror / "tiny-subset" / "part.bin").write_bytes(part)
+
+    def register(urls=lambda name: (f"http://127.0.0.1:9/{name}",)):
+        tiny.register(urls)
+        monkeypatch.setitem(registry.DATASETS, "tiny", dataclasses.replace(
+            registry.DATASETS["tiny"],
+            mirror_subset=(RemoteFile("part.bin", (), sha256=sha256(part), size=len(part)),)))
+
+    register()
+    tiny.register_with_subset = register
+    return tiny
+
+
+def test_mirror_with_the_official_files_ignores_the_subset(tmp_path, tiny_with_subset):
+    fetch_dataset("tiny", tmp_path / "d", mirror=str(tiny_with_subset.mirror), progress=False)
+    assert provenance(tmp_path / "d")["source"] == "mirror"
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["PROVENANCE.json", "a.bin",
+                                                                  "b.gz"]
+
+
+def test_partial_official_files_are_taken_back_before_the_subset(tmp_path, tiny_with_subset):
+    (tiny_with_subset.mirror / "tiny" / "b.gz").unlink()  # a.bin is fetched, then b.gz is missing
+    fetch_dataset("tiny", tmp_path / "d", mirror=str(tiny_with_subset.mirror), progress=False)
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["PROVENANCE.json", "part.bin"]
+    assert provenance(tmp_path / "d")["source"] == "mirror subset"
+
+
+def test_official_urls_never_fall_back_to_a_subset(tmp_path, tiny_with_subset, http_folder):
+    url = http_folder(tiny_with_subset.mirror)
+    tiny_with_subset.register_with_subset(lambda name: (f"{url}/gone/{name}",))
+    with pytest.raises(DownloadError, match="every official URL failed"):
+        fetch_dataset("tiny", tmp_path / "d", progress=False)
+    assert leftovers(tmp_path / "d") == []
 
 
 # --- user folders -------------------------------------------------------------------------------

@@ -8,7 +8,12 @@
 * ``embedded``: the registry's generator writes the files.
 
 Every dataset folder gets a ``PROVENANCE.json`` saying where each file came from ("official",
-"mirror", "user folder" or "embedded") and which hash was verified.
+"mirror", "mirror subset", "user folder" or "embedded") and which hash was verified.
+
+A mirror that lacks a dataset's official files may hold a partial, derived copy in
+``<mirror>/<dataset>-subset/``: for a dataset whose registry entry lists ``mirror_subset``, those
+files are fetched instead (verified against their own sha256), with a warning and
+``source: "mirror subset"``. The official URLs never fall back to a subset.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ PROVENANCE_JSON = "PROVENANCE.json"
 _CHUNK = 1 << 20
 _URL_SCHEMES = ("http", "https", "ftp", "sftp")
 _TIMEOUT_S = 60
+SUBSET_SUFFIX = "-subset"  # <mirror>/<dataset>-subset/: a partial, derived copy
 
 
 class ChecksumError(ValueError):
@@ -147,19 +153,67 @@ def _download(ds: Dataset, dest: Path, mirror: str | None, progress: bool) -> No
     dest.mkdir(parents=True, exist_ok=True)
     placed: list[Path] = []
     try:
-        entries = []
-        for rf in ds.files:
-            entries.append(_fetch_file(ds, rf, dest, mirror, progress))
-            placed.append(dest / rf.name)
+        try:
+            entries = []
+            for rf in ds.files:
+                entries.append(_fetch_file(ds, rf, dest, mirror, progress))
+                placed.append(dest / rf.name)
+            source, extra = ("mirror" if mirror else "official"), {}
+        except FileNotFoundError as missing:
+            # Only a mirror that lacks the official files falls back, and only to a subset it has.
+            if not (mirror and ds.mirror_subset and _has_subset(mirror, ds.name)):
+                raise
+            _take_back(placed)  # never mix official files with the subset
+            entries, extra = _fetch_subset(ds, dest, mirror, progress, placed, missing)
+            source = "mirror subset"
         (dest / SOURCE_JSON).unlink(missing_ok=True)  # a stale pointer would hide these files
-        _write_provenance(ds, dest, "mirror" if mirror else "official", entries)
+        _write_provenance(ds, dest, source, entries, **extra)
     except BaseException:
         # A dataset is usable only whole: take back the files this call placed.
-        for path in placed:
-            path.unlink(missing_ok=True)
+        _take_back(placed)
         if created and not any(dest.iterdir()):
             dest.rmdir()
         raise
+
+
+def _take_back(placed: list[Path]) -> None:
+    for path in placed:
+        path.unlink(missing_ok=True)
+    placed.clear()
+
+
+def _has_subset(mirror: str, name: str) -> bool:
+    """Whether the mirror may hold ``<name>-subset/`` (an http(s) mirror: tried, not listed)."""
+    if urlparse(str(mirror)).scheme in _URL_SCHEMES:
+        return True
+    try:
+        return Path(_mirror_location(mirror, name + SUBSET_SUFFIX, "")).is_dir()
+    except FileNotFoundError:  # no mirror folder at all
+        return False
+
+
+def _fetch_subset(ds: Dataset, dest: Path, mirror: str, progress: bool, placed: list[Path],
+                  missing: FileNotFoundError) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    folder = _mirror_location(mirror, ds.name + SUBSET_SUFFIX, "").rstrip("/")
+    official = ", ".join(rf.name for rf in ds.files)
+    subset = ", ".join(rf.name for rf in ds.mirror_subset)
+    note = (f"PARTIAL, DERIVED copy from the mirror's {ds.name}{SUBSET_SUFFIX}/ ({subset}): "
+            f"not the official dataset and not byte-identical to the official {official}; "
+            f"verified against the mirror's SHA256SUMS, not the official checksums. Results "
+            f"on it are not comparable with the full dataset.")
+    log.warning("%s: the mirror lacks the official files (%s). Falling back to the mirror "
+                "subset %s/: %s", ds.name, missing, folder, note)
+    entries = []
+    for rf in ds.mirror_subset:
+        where = _mirror_location(mirror, ds.name + SUBSET_SUFFIX, rf.name)
+        try:
+            entries.append(_get_verified(rf, where, "mirror subset", dest, progress))
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"{missing}; the fallback mirror subset is incomplete "
+                                    f"too: {e}") from missing
+        placed.append(dest / rf.name)
+    return entries, {"note": note, "official_files_missing": str(missing),
+                     "official_files": [rf.name for rf in ds.files]}
 
 
 def _fetch_file(ds: Dataset, rf: RemoteFile, dest: Path, mirror: str | None,

@@ -10,6 +10,11 @@ Three kinds of dataset, all materialised by one workflow stage into ``data/raw/<
 
 A ``remote`` dataset with ``data_dirs.<name>`` set is read from that folder instead of being
 downloaded: the checksums and format checks still apply.
+
+A ``remote`` dataset may also list a ``mirror_subset``: partial, derived files that a mirror
+keeps in ``<mirror>/<name>-subset/`` when it cannot hold the official ones. They are used only
+from a mirror that lacks the official files, verified against the mirror's SHA256SUMS (the
+official checksums can never pass for them), and labelled "mirror subset" in PROVENANCE.json.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ class Dataset:
     citation: str = ""
     licence: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # remote: partial, derived copies at <mirror>/<name>-subset/<file> (urls=(); sha256 from the
+    # mirror's SHA256SUMS), fetched instead of ``files`` only when a mirror lacks those
+    mirror_subset: tuple[RemoteFile, ...] = ()
 
 
 _MNIST_URLS = (
@@ -125,6 +133,14 @@ DATASETS: dict[str, Dataset] = {
                            ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",),
                            md5="c32a1d4ab5d03f1284b67883e8d87530"),
             ),
+            # The first 4,000 records of data_batch_1.bin (training images 0-3999), rebuilt
+            # from lossless third-party copies: see the mirror's MANIFEST.md, cifar10-subset.
+            mirror_subset=(
+                RemoteFile("data_batch_1_first4000.bin", (),
+                           sha256=(
+                               "0993cf8b8e43bc207603aef9787006995746513f5e3fa5a52e06d1b069926330"),
+                           size=12_292_000),
+            ),
             citation="Krizhevsky (2009), Learning Multiple Layers of Features from Tiny Images",
         ),
         Dataset(
@@ -138,6 +154,14 @@ DATASETS: dict[str, Dataset] = {
                 RemoteFile("list_eval_partition.txt",
                            ("https://drive.google.com/uc?id=0B7EVK8r0v71pY0NSMzRuSXJEVkk",),
                            md5="d32c9cbf5e040fd4025c592c306e6668"),
+            ),
+            # Faces 000001-010000 downscaled 2x to 89x109 and re-encoded by a third party (no
+            # partition file): see the mirror's MANIFEST.md, celeba-subset.
+            mirror_subset=(
+                RemoteFile("celeba_align_89x109_000001-010000.tar.gz", (),
+                           sha256=(
+                               "ef6fe0aa04334812ec73a1307d4c0afb713d1dc92b1bb28a2841e8774f1a5876"),
+                           size=21_732_686),
             ),
             citation="Liu, Luo, Wang & Tang (2015), Deep Learning Face Attributes in the Wild",
             licence="CelebA agreement: non-commercial research only, no redistribution",

@@ -3,6 +3,13 @@
 Every invertible layer has ``forward(x) -> (y, logdet)`` (data -> latent, logdet per sample,
 shape (B,)) and ``reverse(y) -> x``. Layers work on vectors (B, D) and on images (B, C, H, W);
 "channels" means dim 1 in both cases.
+
+Permutations: ``Reverse``, ``Shuffle`` (fixed random), ``InvConvLU`` (Glow's 1x1 conv).
+Couplings: ``AdditiveCoupling`` (NICE), ``AffineCoupling`` (RealNVP/Glow), with ``mlp`` or
+``coupling_net`` (zero-initialised last conv). Scalings: ``ExpScale`` (NICE), ``ActNorm`` (zero
+or data-dependent init, see ``data_dependent_init``). Multi-scale: ``Squeeze`` and
+``ConditionalSplit`` (the split with the conditional prior). Densities and units:
+``gaussian_log_prob``, ``logistic_log_prob``, ``bits_per_dim``.
 """
 
 from __future__ import annotations
@@ -215,10 +222,13 @@ def data_dependent_init(model: nn.Module, x: torch.Tensor) -> int:
 
 
 def _channel_matmul(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """y[:, i] = sum_j w[i, j] x[:, j]: a 1x1 convolution on images, a matmul on vectors."""
+    """y[:, i] = sum_j w[i, j] x[:, j]: a 1x1 convolution on images, a matmul on vectors.
+
+    A matmul rather than ``conv2d``: cuDNN convolutions may run in TF32 on GPUs, and the
+    log-det sum(log_s) is exact only for the matrix that is actually applied."""
     if x.dim() == 2:
         return F.linear(x, w)
-    return F.conv2d(x, w.view(*w.shape, 1, 1))
+    return torch.einsum("ij,bj...->bi...", w, x)
 
 
 class InvConvLU(nn.Module):

@@ -1,0 +1,61 @@
+"""NICE training speed: seconds per epoch (60,000 MNIST images, batch 128) per configuration.
+
+    python benchmarks/nice_speed.py [--steps 20] [--device auto]
+
+Times a few real training steps on random 8-bit data and extrapolates to one epoch; the table
+says so. Su reports 11 s/epoch on a GTX 1070 for the article's model (`su`, 5 x 1000).
+"""
+
+import argparse
+import math
+import time
+
+import torch
+
+from kexue.articles.nice import Nice, RunConfig
+from kexue.training import autocast, pick_device
+
+CONFIGS = {
+    "default (MNIST, 5x512)": RunConfig(hidden=512),
+    "full su (5x1000)": RunConfig(),
+    "full original (5x1000)": RunConfig(recipe="original"),
+}
+EPOCH_STEPS = math.ceil(60_000 / 128)
+
+
+def steps_per_second(cfg: RunConfig, device: torch.device, steps: int) -> float:
+    model = Nice(784, cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    x = (torch.randint(0, 256, (cfg.batch_size, 784)) / 255).to(device)
+    for i in range(steps + 2):  # two warm-up steps
+        if i == 2:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        with autocast(device, cfg.amp):
+            loss = -model.log_prob(x).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args()
+    device = pick_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device: {name}, threads: {torch.get_num_threads()}, torch {torch.__version__}")
+    print(f"| config | steps/s | s/epoch ({EPOCH_STEPS} steps, extrapolated) |")
+    print("|---|---|---|")
+    for label, cfg in CONFIGS.items():
+        rate = steps_per_second(cfg, device, args.steps)
+        print(f"| {label} | {rate:.2f} | {EPOCH_STEPS / rate:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
