@@ -24,9 +24,9 @@ rule train:
         info=paths.TRAIN_INFO,
     log:
         "logs/train/{article}/{run}.log",
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
-        gpu=1,
+        gpu=GPU,
     params:
         cli=KEXUE,
         run=run_params,
@@ -44,7 +44,7 @@ rule evaluate:
         artifacts=directory(paths.ARTIFACTS),
     log:
         "logs/evaluate/{article}/{run}.log",
-    threads: workflow.cores
+    threads: JOB_THREADS
     params:
         cli=KEXUE,
         run=run_params,

@@ -2,6 +2,8 @@ import os
 import shutil
 import subprocess
 
+import torch
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -25,6 +27,11 @@ EMBEDDED = [d for d in DATASETS if get_dataset(d).kind == "embedded"]
 DOWNLOADED = [d for d in DATASETS if get_dataset(d).kind != "embedded"]
 # Every job runs the same CLI call that the generated DVC stage would run.
 KEXUE = f"python -m kexue --profile {PROFILE} --source {SOURCE}"
+# A train job holds the GPU when there is one (profiles/default caps gpu at 1); on a CPU-only
+# machine there is nothing to share, so CPU jobs are limited by threads alone.
+GPU = int(torch.cuda.is_available())
+# Smoke jobs are tiny and mostly start-up: one thread each lets them run side by side.
+JOB_THREADS = 1 if PROFILE == "smoke" else workflow.cores
 
 
 def one_of(names):
