@@ -33,7 +33,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import pooch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto, which warns inside the report notebooks
 
 from kexue import config
 from kexue.data.registry import Dataset, RemoteFile, get_dataset
