@@ -233,7 +233,7 @@ def provenance(ctx: RunContext, seed: int, wall_time: float) -> dict[str, Any]:
         "seed": seed,
         "device": str(device),
         "device_name": name or platform.machine(),
-        "threads": ctx.threads,
+        "threads": torch.get_num_threads(),  # what the run used (a RunConfig may pin it)
         "wall_time_s": round(wall_time, 2),
         "git_commit": git_commit(),
         "versions": {
