@@ -8,12 +8,8 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-# This file and every job import kexue from this checkout, whatever else is installed.
-SRC = os.path.join(workflow.basedir, "src")
-sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [SRC, os.environ.get("PYTHONPATH")])
-)
+# Read the registry from this checkout (jobs import the installed package: `pip install -e .`).
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 
 configfile: "params.yaml"
