@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from kexue.articles.glow import Glow, RunConfig, build_model, parameter_count
+from kexue.articles.glow import Glow, RunConfig, build_model
+from kexue.nn import parameter_count
 from kexue.nn.flows import (
     ActNorm,
     AdditiveCoupling,

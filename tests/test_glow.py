@@ -310,3 +310,14 @@ def test_params_block_is_valid_for_every_profile_and_source():
                     assert (cfg.permutation, cfg.coupling) == (perm, coupling)
     full = {**params, "profile": "full", "data_source": "official"}
     assert config.run_config(full, "glow", "su") == RunConfig(dataset="celeba")  # spec E1
+
+
+def test_uniform_model_gives_exactly_8_bits_per_dim():
+    class UniformOnCube(torch.nn.Module):  # density 1 on Glow's data cube [-0.5, 0.5)^D
+        def log_prob(self, x):
+            inside = ((x >= -0.5) & (x < 0.5)).flatten(1).all(1)
+            return torch.where(inside, 0.0, -math.inf)
+
+    k = torch.tensor([0, 255, 3, 128], dtype=torch.uint8).repeat(5, 3, 2, 2)[:, :, :2, :2]
+    nll = glow.test_nll(UniformOnCube(), k, 256, seed=0, device="cpu")
+    assert nll == 0.0 and flows.bits_per_dim(nll, 12, 256) == 8.0

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from kexue.articles import nice
 from kexue.articles.nice import Nice, RunConfig, to_unit
 from kexue.nn.flows import bits_per_dim, gaussian_log_prob, logistic_log_prob
 
@@ -46,9 +47,24 @@ def test_su_coupling_subtracts_relu_net_in_the_encoder():
     assert torch.equal(y[:, 0::2], x[:, 0::2])
 
 
+class UniformOnCube(torch.nn.Module):
+    """Density 1 on [lo, lo + 1)^D, 0 outside: a dequantised point outside the cube gives inf."""
+
+    def __init__(self, lo: float = 0.0):
+        super().__init__()
+        self.lo = lo
+
+    def log_prob(self, x):
+        inside = ((x >= self.lo) & (x < self.lo + 1)).flatten(1).all(1)
+        return torch.where(inside, 0.0, -math.inf)
+
+
 def test_uniform_model_gives_exactly_8_bits_per_dim():
-    # A uniform density on [0,1]^D has log-density 0: NLL 0 nats.
-    assert bits_per_dim(0.0, 784, 256) == 8.0
+    # Through the evaluation path: the dequantisation must keep every test point in the cube
+    # (k/255 + u/256 would not) and bits_per_dim must add log2(256) for the bin width.
+    k = torch.tensor([[0, 255, 7, 128]] * 3, dtype=torch.uint8)
+    nll = nice.test_nll(UniformOnCube(), k, {"n_levels": 256}, RunConfig(recipe="original"), "cpu")
+    assert nll == 0.0 and bits_per_dim(nll, 4, 256) == 8.0
     assert bits_per_dim(0.0, 64, 17) == pytest.approx(math.log2(17))
 
 

@@ -35,6 +35,7 @@ from torch import nn
 from kexue.comparison import Comparison
 from kexue.data.fetch import dataset_files
 from kexue.io import load_torch, read_json, save_torch, write_json
+from kexue.nn import parameter_count
 from kexue.nn.flows import (
     ActNorm,
     AdditiveCoupling,
@@ -201,10 +202,6 @@ def build_model(cfg: RunConfig, shape) -> Glow:
     return Glow(tuple(shape), cfg)
 
 
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 # ---------------------------------------------------------------- data: readers
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte, then 1024 R, 1024 G, 1024 B bytes
@@ -280,10 +277,10 @@ _CELEBA_ID = re.compile(r"(?:^|/)(\d{6})\.jpg$")
 def _celeba_files(folder: Path):
     """(image id, JPEG bytes) in id order, from the official zip, a folder of JPEGs, or the
     mirror's half-size tar; and a description of the layout."""
-    zips = [folder / "img_align_celeba.zip"]
+    zip_path = folder / "img_align_celeba.zip"
     tars = sorted(folder.glob("celeba_align_*.tar.gz"))
-    if zips[0].is_file():
-        with zipfile.ZipFile(zips[0]) as zf:
+    if zip_path.is_file():
+        with zipfile.ZipFile(zip_path) as zf:
             names = sorted((int(m.group(1)), n) for n in zf.namelist()
                            if (m := _CELEBA_ID.search(n)))
             for i, n in names:
@@ -548,12 +545,17 @@ class _Batches:
         return torch.cat([self._perm(int(p))[idx[passes == p]] for p in passes.unique()])
 
 
+def _setup(ctx: RunContext):
+    """Threads, the prepared data and a freshly built model on the run's device."""
+    torch.set_num_threads(ctx.cfg.threads or ctx.threads)
+    x_train, x_test, meta = load_prepared(ctx.data_dir, ctx.cfg.dataset)
+    return x_train, x_test, meta, build_model(ctx.cfg, meta["shape"]).to(ctx.device)
+
+
 def train(ctx: RunContext) -> float:
     cfg = ctx.cfg
-    torch.set_num_threads(cfg.threads or ctx.threads)
-    x_train, x_test, meta = load_prepared(ctx.data_dir, cfg.dataset)
+    x_train, x_test, meta, model = _setup(ctx)
     levels, dims = meta["n_levels"], int(np.prod(meta["shape"]))
-    model = build_model(cfg, meta["shape"]).to(ctx.device)
     opt = _optimiser(cfg, model.parameters())
     ckpt = Checkpointer(ctx.ckpt_dir, fingerprint(cfg))
     state = TrackedState(lr=cfg.lr, best_loss=math.inf, collapses=0)
@@ -604,10 +606,8 @@ def train(ctx: RunContext) -> float:
 
 def evaluate(ctx: RunContext) -> dict:
     cfg = ctx.cfg
-    torch.set_num_threads(cfg.threads or ctx.threads)
-    _, x_test, meta = load_prepared(ctx.data_dir, cfg.dataset)
+    _, x_test, meta, model = _setup(ctx)
     levels, dims = meta["n_levels"], int(np.prod(meta["shape"]))
-    model = build_model(cfg, meta["shape"]).to(ctx.device)
     model.load_state_dict(load_torch(ctx.out_dir / "model.pt", map_location=ctx.device))
     nll = test_nll(model, x_test, levels, cfg.seed, ctx.device)
     history = read_history(ctx.out_dir / "history.csv")

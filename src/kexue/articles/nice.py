@@ -22,6 +22,7 @@ from kexue.comparison import Comparison
 from kexue.data.fetch import dataset_files
 from kexue.data.idx import read_idx
 from kexue.io import load_torch, read_json, save_torch, write_json
+from kexue.nn import keras_init, parameter_count
 from kexue.nn.flows import (
     AdditiveCoupling,
     ExpScale,
@@ -88,10 +89,7 @@ class Nice(torch.nn.Module):
             layers += [Reverse(), AdditiveCoupling(net, "interleave", sign=-1.0 if su else 1.0)]
         layers.append(ExpScale(dims, init_std=cfg.scale_init_std))
         self.flow = FlowSequential(*layers)
-        for m in self.modules():  # Keras Dense defaults, as in Su's code: Glorot-uniform, zero bias
-            if isinstance(m, torch.nn.Linear):
-                torch.nn.init.xavier_uniform_(m.weight)
-                torch.nn.init.zeros_(m.bias)
+        keras_init(self)  # Su's Keras Dense layers
         self.prior = "gaussian" if su else "logistic"
         self.dims = dims
 
@@ -246,7 +244,7 @@ def evaluate(ctx: RunContext) -> dict:
         "n_levels": levels,
         "dims": dims,
         "n_test": meta["n_test"],
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": parameter_count(model),
         "epochs": cfg.epochs,
         "test_nll_nats": nll,
         "test_log_likelihood_nats": -nll,

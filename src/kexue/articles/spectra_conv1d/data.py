@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pooch
 import torch
 
 from kexue.io import atomic_path, read_json, write_json
@@ -103,7 +104,7 @@ def _tianchi(cfg: DataConfig, raw_dir: Path, out: Path) -> dict:
             "n_train": n_train, "test_labels": None,
             "meta": {"data_label": TIANCHI_LABEL if kinds == {"txt"} else FITS_LABEL,
                      "synthetic": False, "folder": str(folder),
-                     "index": cfg.tianchi_index, "index_sha256": loaders.sha256(index),
+                     "index": cfg.tianchi_index, "index_sha256": pooch.file_hash(str(index), alg="sha256"),
                      "n_test": 0}}
 
 

@@ -10,6 +10,7 @@ import torch
 
 from kexue.comparison import Comparison
 from kexue.io import load_torch
+from kexue.nn import parameter_count
 from kexue.training import RunContext, read_history
 
 from .common import CLASSES, wavelength_grid
@@ -60,7 +61,7 @@ def _evaluate_spectra(ctx: RunContext) -> dict:
         "index_sha256": data.meta.get("index_sha256"),
         "grid": data.meta["grid"],
         "classes": list(CLASSES),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": parameter_count(model),
         "batch_mix": cfg.batch_mix, "steps_per_epoch": cfg.steps_per_epoch,
         "epochs1": cfg.epochs1, "epochs2": cfg.epochs2,
         "val_macro_f1_stage1": s1, "best_epoch_stage1": e1,
@@ -87,7 +88,7 @@ def _evaluate_mnist1d(ctx: RunContext) -> dict:
         "data_label": "MNIST-1D (mnist1d 0.0.2.post1, generated offline, seed 42)",
         "profile": ctx.profile,
         "adaptation": "8 blocks, same widths, 3 max-pools (40 -> 5), no /100, 10-way head",
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": parameter_count(model),
         "steps": ctx.cfg.mnist_steps, "batch": ctx.cfg.mnist_batch,
         "n_test": len(pred),
         "test_accuracy": float((pred == d["y_test"]).mean()),

@@ -8,7 +8,6 @@ place and resampled, so both kinds of real data go through the same code path.
 from __future__ import annotations
 
 import csv
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -136,11 +135,3 @@ def tianchi_folder(folder: Path | None, name: str = "tianchi_spectra") -> Path:
     if not folder.is_dir():
         raise SpectraDataError(f"{folder}: data_dirs.{name} is not a folder")
     return folder
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

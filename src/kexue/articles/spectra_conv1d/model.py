@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kexue.nn import keras_init
+
 WIDTHS = (16, 16, 32, 32, 64, 64, 128, 128)
 SPECTRA_POOLS = (0, 1, 2, 3, 4, 5, 6)  # MaxPool(2) after blocks 1..7: 2600 -> ... -> 20
 MNIST1D_POOLS = (1, 3, 5)  # the length-40 adaptation: after blocks 2, 4, 6: 40 -> 5
@@ -80,15 +82,6 @@ class SpectraNet(nn.Module):
         h = self.dropout(self.features(x)[-1], generator)
         h = h.amax(dim=2)  # global max-pool over time
         return self.out(F.relu(self.fc(h)))  # logits; the softmax lives in the loss
-
-
-def keras_init(model: nn.Module) -> None:
-    """Keras defaults: Glorot-uniform kernels, zero biases. PyTorch's fans for (out, in, k)
-    equal Keras's (k*in, k*out)."""
-    for m in model.modules():
-        if isinstance(m, (nn.Conv1d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
 
 
 def build_model(task: str, dropout: float = 0.5) -> SpectraNet:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from kexue.training import (
     LoopResult,
     RunContext,
     TrackedState,
+    autocast,
     epoch_permutation,
     fingerprint,
     fit,
@@ -29,13 +29,6 @@ from .metrics import macro_f1, per_class_f1
 from .model import SpectraNet, build_model, score_loss
 
 STAGE_STEP_OFFSET = 10**8  # stage 2 draws from other (seed, step) generators than stage 1
-
-
-def autocast(device: torch.device):
-    # bf16 on CUDA is safe for a classifier; CPU stays fp32
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 @torch.no_grad()
