@@ -368,8 +368,8 @@ def data_config(params: dict[str, Any], article_id: str):
 def run_config(params: dict[str, Any], article_id: str, run: str, seed: int | None = None):
     block = _profile_block(params, article_id)
     if run not in block["runs"]:
-        raise ConfigError(f"articles.{article_id}: unknown run {run!r} "
-                          f"(runs: {', '.join(block['runs'])})")
+        raise ConfigError(f"articles.{article_id}: unknown run {run!r} (runs: "
+                          f"{', '.join(block['runs'])}; `python -m kexue list` shows them all)")
     values = _run_values_from(block, run, params["data_source"])
     values.pop("seeds", None)
     run_seeds = seeds(params, article_id, run)
