@@ -223,3 +223,20 @@ def test_index_and_a_report_in_a_browser(smoke_repo, tmp_path):
                 assert (page.parent / href).exists(), f"{page}: broken link {href}"
     assert len(re.findall(r"<img", _browse(results / "nice" / "report.html",
                                            tmp_path / "r.png"))) >= 2
+
+
+@pytest.mark.slow
+def test_editing_a_shared_layer_makes_exactly_its_users_stale(smoke_repo):
+    flows = smoke_repo / "src" / "kexue" / "nn" / "flows.py"
+    original = flows.read_text()
+    flows.write_text(original + "\n# an edit\n")
+    try:
+        status = run(["dvc", "status"], smoke_repo).stdout
+    finally:
+        flows.write_text(original)
+    stale = set(re.findall(r"^(\S+--\S+):$", status, re.M))
+    stages = yaml.safe_load((smoke_repo / "dvc.yaml").read_text())["stages"]
+    users = {n for n, s in stages.items() if "src/kexue/nn/flows.py" in s["deps"]}
+    assert stale == users and users
+    assert {n.split("--")[2] for n in users} == {"nice", "glow"}
+    assert "up to date" in run(["dvc", "status"], smoke_repo).stdout
