@@ -47,5 +47,5 @@ def test_snakemake_parses_the_dag_without_torch(tmp_path):
     (fake / "__init__.py").write_text("raise ImportError('torch imported while parsing')\n")
     env = {**tool_env(REPO), "PYTHONPATH": f"{tmp_path}:{REPO / 'src'}"}
     done = subprocess.run(["snakemake", "-n", "--cores", "1"], cwd=REPO, env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -37,7 +37,7 @@ def _set_params(repo, **values):
 def _planned(repo, *args) -> Counter:
     out = run(["snakemake", "-n", "--cores", "2", *args], repo).stdout
     table = out[out.index("Job stats:"):] if "Job stats:" in out else ""
-    counts = Counter({m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)})
+    counts = Counter({m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)})
     counts.pop("total", None)
     return counts
 
@@ -64,7 +64,7 @@ def test_fresh_clone_plans_every_stage_of_every_article(tmp_path):
 def test_snakemake_plans_exactly_the_jobs_of_the_dag_module(tmp_path):
     _copy_worktree(tmp_path)
     out = run(["snakemake", "-n", "--forceall", "--cores", "1"], tmp_path).stdout
-    planned = set(re.findall(r"^    output: (.*)$", out, re.M))
+    planned = set(re.findall(r"^    output: (.*)$", out, re.MULTILINE))
     expected = {", ".join(j.outputs) for j in dag.jobs(PARAMS)}
     assert planned == expected
 
@@ -234,7 +234,7 @@ def test_editing_a_shared_layer_makes_exactly_its_users_stale(smoke_repo):
         status = run(["dvc", "status"], smoke_repo).stdout
     finally:
         flows.write_text(original)
-    stale = set(re.findall(r"^(\S+--\S+):$", status, re.M))
+    stale = set(re.findall(r"^(\S+--\S+):$", status, re.MULTILINE))
     stages = yaml.safe_load((smoke_repo / "dvc.yaml").read_text())["stages"]
     users = {n for n, s in stages.items() if "src/kexue/nn/flows.py" in s["deps"]}
     assert stale == users and users

@@ -64,6 +64,9 @@ _MNIST_URLS = (
 )
 
 
+FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+
+
 def _mnist_file(name, sha256, md5, size, sha256_uncompressed=None):
     return RemoteFile(name, tuple(u.format(name) for u in _MNIST_URLS), sha256=sha256, md5=md5,
                       size=size, sha256_uncompressed=sha256_uncompressed)
@@ -100,8 +103,7 @@ DATASETS: dict[str, Dataset] = {
             kind="remote",
             description="Fashion-MNIST, 60,000 train + 10,000 test, 28x28 8-bit",
             files=tuple(
-                RemoteFile(name, (f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
-                                  f"{name}",), sha256=sha256, md5=md5, size=size)
+                RemoteFile(name, (FASHION_MNIST_URL + name,), sha256=sha256, md5=md5, size=size)
                 for name, sha256, md5, size in (
                     ("train-images-idx3-ubyte.gz",
                      "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
