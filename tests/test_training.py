@@ -7,7 +7,7 @@ import torch
 
 from conftest import Killed, without_wall_time
 from kexue.io import load_torch, save_torch
-from kexue.rng import epoch_permutation, step_generator
+from kexue.rng import step_generator
 from kexue.training import Checkpointer, NonFiniteLoss, TrackedState, fit
 
 
@@ -67,10 +67,3 @@ def test_atomic_save_leaves_no_partial_file(tmp_path):
     with pytest.raises((TypeError, AttributeError)):
         save_torch(target, {"bad": lambda: 0})  # not picklable: the write fails midway
     assert list(tmp_path.iterdir()) == []
-
-
-def test_epoch_order_and_step_rng_are_pure_functions():
-    assert torch.equal(epoch_permutation(10, 1, 2), epoch_permutation(10, 1, 2))
-    assert not torch.equal(epoch_permutation(10, 1, 2), epoch_permutation(10, 1, 3))
-    a = torch.rand(3, generator=step_generator(5, 7))
-    assert torch.equal(a, torch.rand(3, generator=step_generator(5, 7)))
