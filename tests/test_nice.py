@@ -128,7 +128,10 @@ def test_training_learns_and_ships_the_best_validation_epoch(tmp_path):
     assert metrics["n_test"] == len(x_test) and metrics["complete_data"] is False
     assert metrics["test_bpd"] == pytest.approx(bits_per_dim(metrics["test_nll_nats"], 64, 17))
     assert math.isfinite(metrics["test_bpd"])
-    assert (ctx.artifacts / "samples.png").exists()
+    from PIL import Image
+
+    # 16 samples of 8x8: a 4x4 grid with 1-pixel borders (37 px), upscaled 12x
+    assert Image.open(ctx.artifacts / "samples.png").size == (444, 444)
 
 
 @pytest.mark.xfail(strict=True, raises=TypeError, reason=(
