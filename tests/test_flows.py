@@ -80,6 +80,7 @@ def test_block_inverts(name):
     x = torch.randn(3, *shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     y, logdet = block(x)
     assert logdet.shape == (3,)
+    assert y.shape != x.shape or not torch.allclose(y, x)  # an identity would pass vacuously
     assert torch.allclose(block.reverse(y), x, atol=1e-5)
 
 
