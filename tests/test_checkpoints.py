@@ -49,10 +49,6 @@ def test_non_finite_scores_are_never_kept(tmp_path):
     assert best["epoch"] == 2
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "src/kexue/training.py: TrackedState.load_state_dict calls self.update(state), which "
-    "KeepBest overrides with update(epoch, score, model): resuming any run whose modules "
-    "hold a KeepBest raises TypeError"))
 def test_keep_best_state_survives_a_checkpoint_round_trip(tmp_path):
     best, _ = _best_after(tmp_path, "min", [3.0, 1.0])
     resumed = KeepBest(Checkpointer(tmp_path, "tag"), "min")

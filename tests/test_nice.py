@@ -134,9 +134,6 @@ def test_training_learns_and_ships_the_best_validation_epoch(tmp_path):
     assert Image.open(ctx.artifacts / "samples.png").size == (444, 444)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "src/kexue/training.py: resuming restores KeepBest through TrackedState.load_state_dict, "
-    "whose self.update(state) hits KeepBest.update(epoch, score, model)"))
 def test_killed_training_resumes_to_the_same_model(tmp_path, monkeypatch):
     reference = _digits_context(tmp_path, "reference")
     train(reference)

@@ -92,9 +92,6 @@ def test_two_stages_train_and_evaluate(trained):
     assert not list(ctx.ckpt_dir.rglob("*.pt"))  # checkpoints cleared at the end
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "src/kexue/training.py: resuming restores KeepBest through TrackedState.load_state_dict, "
-    "whose self.update(state) hits KeepBest.update(epoch, score, model)"))
 def test_killed_and_resumed_run_gives_the_same_result(trained, data_dir, tmp_path, monkeypatch):
     ctx_ref, _ = trained
     ctx = _ctx(data_dir, tmp_path, **TINY)
