@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import re
+import shutil
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -385,12 +386,15 @@ def test_local_dataset_needs_data_dirs(tmp_path):
 
 def test_local_dataset_points_at_user_folder(tmp_path):
     folder = tmp_path / "tianchi"
-    folder.mkdir()
+    (folder / "first_train_data_20180131").mkdir(parents=True)
     dest = tmp_path / "raw" / "tianchi_spectra"
+    with pytest.raises(DataError, match="lacks first_train_index_20180131.csv"):
+        materialise("tianchi_spectra", dest, local_dir=folder)  # not the official layout
+    (folder / "first_train_index_20180131.csv").write_text("id,type\n")
     materialise("tianchi_spectra", dest, local_dir=folder)
     assert dataset_files(dest) == folder.resolve()
     assert provenance(dest)["source"] == "user folder"
-    folder.rmdir()
+    shutil.rmtree(folder)
     with pytest.raises(DataError, match="source.json points at"):
         dataset_files(dest)
 
