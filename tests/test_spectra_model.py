@@ -8,7 +8,6 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
-from kexue.metrics.classification import confusion, macro_f1
 from kexue.articles.spectra_conv1d.model import (
     Block,
     SplitSumConv,
@@ -16,6 +15,7 @@ from kexue.articles.spectra_conv1d.model import (
     build_model,
     score_loss,
 )
+from kexue.metrics.classification import confusion, macro_f1
 
 
 def test_parameter_count_is_the_articles():
