@@ -3,6 +3,7 @@ digits, and the MLP VAE of vae_keras.py."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -35,7 +36,7 @@ class DCGANGenerator(nn.Module):
         self.fc = nn.Linear(latent_dim, widths[0] * 16, bias=False)
         self.fc_norm = nn.BatchNorm1d(widths[0] * 16) if batch_norm else nn.Identity()
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(widths, widths[1:]):
+        for c_in, c_out in itertools.pairwise(widths):
             layers += [_up(c_in, c_out, bias=False), _norm(c_out, batch_norm), nn.ReLU()]
         layers += [_up(widths[-1], channels, bias=True), nn.Tanh()]
         self.body = nn.Sequential(*layers)
@@ -57,7 +58,7 @@ class DCGANDiscriminator(nn.Module):
         levels = _levels(image_size)
         widths = [width * 2**i for i in range(levels)]
         layers: list[nn.Module] = [_down(channels, widths[0], bias=True), nn.LeakyReLU(0.2)]
-        for c_in, c_out in zip(widths, widths[1:]):
+        for c_in, c_out in itertools.pairwise(widths):
             layers += [_down(c_in, c_out, bias=False), _norm(c_out, batch_norm), nn.LeakyReLU(0.2)]
         self.body = nn.Sequential(*layers, nn.Flatten())
         self.fc = nn.Linear(widths[-1] * 16, 1)
