@@ -25,6 +25,9 @@ class Article:
     url: str
     # data source ("embedded" | "official") -> dataset names from kexue.data.registry
     datasets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # data source -> image datasets whose feature network (kexue.metrics.features) the runs
+    # score samples with: one shared `features` job per dataset, an input of these runs
+    feature_nets: dict[str, tuple[str, ...]] = field(default_factory=dict)
     planned: bool = False
 
     def part(self, name: str) -> ModuleType:
