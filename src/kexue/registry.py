@@ -71,7 +71,8 @@ ARTICLES: dict[str, Article] = {
             id="vi_gan",
             title="A variational-inference view of VAE and GAN (用变分推断统一理解生成模型)",
             url="https://kexue.fm/archives/5716",
-            planned=True,
+            datasets={"embedded": ("digits",), "official": ("mnist", "celeba")},
+            feature_nets={"embedded": ("digits",), "official": ("mnist", "celeba")},
         ),
         Article(
             id="nice",
