@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -131,3 +133,15 @@ def test_a_short_ring_run_learns():
         x = g(torch.randn(2000, 16))
     radius = x.norm(dim=1)
     assert ((radius - 2).abs() < 0.3).float().mean() > 0.5
+
+
+def test_collapse_is_a_loss_of_diversity():
+    from kexue.articles.vi_gan.evaluation import collapse_step
+
+    def rows(*ratios):
+        return [{"step": 10 * (i + 1), "diversity_ratio": r} for i, r in enumerate(ratios)]
+
+    step, diverse = collapse_step(rows(0.1, 0.3, 0.8, 0.9), 0.5)  # learning, then diverse
+    assert math.isnan(step) and diverse  # no collapse
+    assert collapse_step(rows(0.2, 0.9, 0.7, 0.4, 0.8), 0.5) == (40.0, True)
+    assert collapse_step(rows(0.2, 0.3, 0.1), 0.5) == (10.0, False)  # never diverse

@@ -71,7 +71,8 @@ class RunConfig:
     iterations: Positive[int] = 158_250
     eval_every: Positive[int] = 3_165  # one history row (metrics, sample grid) per epoch
     eval_samples: Positive[int] = 1000  # samples per evaluation (the ring: 2,000, spec §6)
-    collapse_ratio: Positive[float] = 0.5  # collapse: diversity ratio below this [assumption]
+    # collapse: the diversity ratio falls below this after having reached it [assumption]
+    collapse_ratio: Positive[float] = 0.5
     grid_rows: Positive[int] = 10  # 10 x 10 samples at one fixed z (Su's grids)
     # --- VAE (E3): Keras RMSprop defaults, batch 100, 50 epochs ---
     vae: VAEModel = field(default_factory=VAEModel)

@@ -31,7 +31,7 @@ def _evaluate_gan(ctx: RunContext) -> dict:
     history = read_history(ctx.out_dir / "history.csv")
     judge = evaluation.GanJudge.for_run(ctx)
     final = judge(generator, cfg.iterations, ctx.artifacts)
-    collapse = evaluation.collapse_step(history, cfg.collapse_ratio)
+    collapse, ever_diverse = evaluation.collapse_step(history, cfg.collapse_ratio)
     toy = evaluation.is_toy(cfg)
     meta = {} if toy else evaluation.data_meta(ctx)
     return {
@@ -40,6 +40,7 @@ def _evaluate_gan(ctx: RunContext) -> dict:
         "collapse_step": collapse,
         "collapse_evaluation": collapse / cfg.eval_every if math.isfinite(collapse) else math.nan,
         "collapsed": math.isfinite(collapse),
+        "ever_diverse": ever_diverse,
         "collapse_ratio": cfg.collapse_ratio,
         "iterations": cfg.iterations,
         "schedule": cfg.schedule,

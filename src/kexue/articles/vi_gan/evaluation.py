@@ -140,9 +140,15 @@ def _save_points(path: Path, points: Tensor) -> None:
         np.save(f, points.numpy(), allow_pickle=False)
 
 
-def collapse_step(history: list[dict], threshold: float) -> float:
-    """The first evaluated step whose diversity ratio is below ``threshold`` (nan: never)."""
+def collapse_step(history: list[dict], threshold: float) -> tuple[float, bool]:
+    """(step of collapse, whether the run was ever diverse). Collapse is a *loss* of diversity:
+    the first evaluation with a diversity ratio below ``threshold`` after one at or above it,
+    so that the low diversity of a generator that is still untrained does not count. A run
+    that is never diverse collapsed from the start: its first evaluation. nan: no collapse."""
+    diverse = False
     for row in history:
-        if row["diversity_ratio"] < threshold:
-            return float(row["step"])
-    return float("nan")
+        if row["diversity_ratio"] >= threshold:
+            diverse = True
+        elif diverse:
+            return float(row["step"]), True
+    return (float("nan"), True) if diverse else (float(history[0]["step"]), False)

@@ -41,8 +41,8 @@ def _collapse_row(results: ArticleResults, run, m: dict) -> Comparison:
     celeba_e1 = m["dataset"] == "celeba" and m["schedule"] == "one_batch_each"
     steps = [s["collapse_step"] for s in run.seeds.values()]
     note = (f"{m['dataset']}, {m['schedule']}, λ = {m['snapshot_weight']:g}, "
-            f"{m['iterations']:,} iterations; collapse = diversity ratio < "
-            f"{m['collapse_ratio']:g}; first collapse at iteration(s) "
+            f"{m['iterations']:,} iterations; collapse = diversity ratio falls below "
+            f"{m['collapse_ratio']:g} (or never reaches it); collapse at iteration(s) "
             + ", ".join(f"{s:,.0f}" if math.isfinite(s) else "never" for s in steps))
     if not celeba_e1:
         note += "; an analogue of Su's E1 claim, not his setting"
