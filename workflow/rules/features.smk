@@ -14,7 +14,7 @@ rule features:
         f"logs/{VARIANT}/benchmarks/features--{{dataset}}.tsv"
     wildcard_constraints:
         dataset=one_of(FEATURE_DATASETS),
-    threads: 1 if config["profile"] == "smoke" else workflow.cores
+    threads: 1  # a small CNN: one thread, so other jobs run beside it
     params:
         cli=KEXUE,
     shell:
