@@ -1,6 +1,8 @@
 # The feature network of each image dataset that an article scores generated samples with
 # (registry: Article.feature_nets): trained once per variant, an input of those runs.
-FEATURE_DATASETS = sorted({j.wildcards["dataset"] for j in JOBS if j.rule == "features"})
+FEATURE_DATASETS = sorted(
+    {j.wildcards["dataset"] for j in JOBS if j.rule == "features"}
+)
 
 
 rule features:
