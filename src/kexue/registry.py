@@ -25,6 +25,9 @@ class Article:
     url: str
     # data source ("embedded" | "official") -> dataset names from kexue.data.registry
     datasets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # data source -> image datasets whose feature network (kexue.metrics.features) the runs
+    # score samples with: one shared `features` job per dataset, an input of these runs
+    feature_nets: dict[str, tuple[str, ...]] = field(default_factory=dict)
     planned: bool = False
 
     def part(self, name: str) -> ModuleType:
@@ -68,7 +71,8 @@ ARTICLES: dict[str, Article] = {
             id="vi_gan",
             title="A variational-inference view of VAE and GAN (用变分推断统一理解生成模型)",
             url="https://kexue.fm/archives/5716",
-            planned=True,
+            datasets={"embedded": ("digits",), "official": ("mnist", "celeba")},
+            feature_nets={"embedded": ("digits",), "official": ("mnist", "celeba")},
         ),
         Article(
             id="nice",
