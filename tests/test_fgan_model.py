@@ -77,14 +77,16 @@ def test_member_values_is_the_variational_objective():
     v_real, v_fake = torch.randn(2, 100, generator=g), torch.randn(2, 100, generator=g)
     divs = [PAPER["kl"], PAPER["gan"]]
     values = member_values(divs, v_real, v_fake)
-    assert values[0].item() == pytest.approx((v_real[0].mean() - torch.exp(v_fake[0] - 1).mean()).item())
+    kl = v_real[0].mean() - torch.exp(v_fake[0] - 1).mean()
+    assert values[0].item() == pytest.approx(kl.item())
     gan = (-F.softplus(-v_real[1])).mean() - F.softplus(v_fake[1]).mean()
     assert values[1].item() == pytest.approx(gan.item())
     saddle = generator_terms(divs, "saddle", v_fake)
     tricky = generator_terms(divs, "tricky", v_fake)
     assert saddle.item() == pytest.approx(-(torch.exp(v_fake[0] - 1).mean()
                                             + F.softplus(v_fake[1]).mean()).item())
-    assert tricky.item() == pytest.approx(-(v_fake[0].mean() - F.softplus(-v_fake[1]).mean()).item())
+    expected = -(v_fake[0].mean() - F.softplus(-v_fake[1]).mean())
+    assert tricky.item() == pytest.approx(expected.item())
 
 
 def _mixture_stack(keys, recipe, seed=0):
@@ -105,7 +107,8 @@ def _member(module, k):
 def test_a_stack_trains_exactly_like_its_members_alone(update):
     """Members share no parameter and Adam is elementwise: member k of a stack follows the
     same trajectory as a one-member stack started from its weights, on the same batches."""
-    divs, g, c = _mixture_stack(("kl", "reverse_kl"), "su" if update == "alternating" else "original")
+    recipe = "su" if update == "alternating" else "original"
+    divs, g, c = _mixture_stack(("kl", "reverse_kl"), recipe)
     g1, c1 = _member(g, 1), _member(c, 1)
     runs = []
     for gen, critic, ds in ((g, c, divs), (g1, c1, divs[1:])):
@@ -114,7 +117,8 @@ def test_a_stack_trains_exactly_like_its_members_alone(update):
         if update == "alternating":
             step = AlternatingGAN(generator=gen, discriminator=critic, opt_g=opt_g, opt_d=opt_c,
                                   real=real, latent_dim=1, batch_size=64, schedule=ONE_EACH,
-                                  seed=3, d_loss=critic_loss(ds), g_loss=generator_loss(ds, "saddle"))
+                                  seed=3, d_loss=critic_loss(ds),
+                                  g_loss=generator_loss(ds, "saddle"))
         else:
             step = SimultaneousStep(generator=gen, critic=critic, opt_g=opt_g, opt_c=opt_c,
                                     real=real, latent_dim=1, batch_size=64, seed=3,

@@ -100,7 +100,8 @@ def digits_data(tmp_path_factory):
 def test_prepare_splits_and_feature_net(digits_data):
     images = load_images(digits_data)
     assert (len(images.train), len(images.validation), len(images.test)) == (1137, 300, 360)
-    assert images.train.shape[1:] == (1, 8, 8) and 0 <= images.train.min() <= images.train.max() <= 1
+    assert images.train.shape[1:] == (1, 8, 8)
+    assert 0 <= images.train.min() <= images.train.max() <= 1
     assert (digits_data / FEATURES / "model.pt").exists()
     # the validation split is cut from the training images, disjoint from them
     train = {tuple(x.flatten().tolist()) for x in images.train}
@@ -130,3 +131,16 @@ def test_images_train_and_evaluate(tmp_path, digits_data, recipe, divergences):
                                       {"images": RunResults("images", {0: m})}))
     assert all(r.status in ("not comparable", "no published number") for r in rows)
     assert (rows[-1].published is not None) == (recipe == "original")
+
+
+def test_prepare_mnist_from_the_mirror(tmp_path, shared_datasets):
+    """Official data: 50k train / 10k validation (for the Parzen width) / the official 10k test."""
+    out = tmp_path / "processed"
+    out.mkdir()
+    prepare(DataConfig(feature_training="smoke"), {"mnist": shared_datasets / "mnist"}, out,
+            "official")
+    images = load_images(out)
+    assert (len(images.train), len(images.validation), len(images.test)) == (50_000, 10_000,
+                                                                            10_000)
+    assert images.meta["n_levels"] == 256 and images.meta["complete_data"]
+    assert images.train.shape[1:] == (1, 28, 28)

@@ -249,5 +249,6 @@ def get_divergence(recipe: str, key: str) -> Divergence:
     """The row ``key`` of the table of ``recipe`` (``su``: Su's, ``original``: the paper's)."""
     table = TABLES[recipe]
     if key not in table:
-        raise KeyError(f"recipe {recipe!r} has no divergence {key!r}; choose one of {sorted(table)}")
+        raise KeyError(f"recipe {recipe!r} has no divergence {key!r}; "
+                       f"choose one of {sorted(table)}")
     return table[key]

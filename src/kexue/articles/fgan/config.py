@@ -75,6 +75,8 @@ class EvaluationConfig:
     parzen_sigmas: tuple[Positive[float], ...] = (0.05, 0.08, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3,
                                                     0.4, 0.5)
     fid_samples: Positive[int] = 10_000
+    # the FID curve during training: this many validation images and samples per divergence
+    curve_samples: Positive[int] = 2_000
 
 
 @dataclass

@@ -37,7 +37,10 @@ PASS_BAND = 0.05  # |d mu|, |d sigma| <= 0.05 passes (spec §6) [assumption]
 def evaluate(ctx: RunContext) -> dict:
     common = {"experiment": ctx.cfg.experiment, "recipe": ctx.cfg.recipe,
               "update": ctx.cfg.update, "generator_loss": ctx.cfg.generator_loss,
-              "divergences": list(ctx.cfg.divergence_keys)}
+              "divergences": list(ctx.cfg.divergence_keys),
+              # F = E_P[T] - E_Q[f*(T)] with P the data: G minimises D_f(P_data || Q_G), not
+              # Su's "reversed form" with real and fake swapped (spec §9)
+              "direction": "D_f(P_data || Q_G)"}
     if ctx.cfg.experiment == "mixture":
         return {**common, **_evaluate_mixture(ctx)}
     return {**common, **_evaluate_images(ctx)}
@@ -121,7 +124,10 @@ def _evaluate_images(ctx: RunContext) -> dict:
     net, info = load_feature_net(ctx.data_dir / FEATURES / "model.pt")
     test = data.test * 2 - 1
     n_fid = min(ev.fid_samples, ev.parzen_samples)
-    real_kde = parzen_evaluation(data.train, data.validation, data.test, ev.parzen_sigmas)
+    # Parzen on the device: 16k samples x 10k images x 784 pixels in float64 at `full`
+    validation, test_unit = data.validation.to(ctx.device), data.test.to(ctx.device)
+    real_kde = parzen_evaluation(data.train.to(ctx.device), validation, test_unit,
+                                 ev.parzen_sigmas)
     out = {"data_label": data.meta["data_label"], "complete_data": data.meta["complete_data"],
            "n_test": data.meta["n_test"], "steps": cfg.images.steps,
            "batch_size": cfg.images.batch_size, "parzen_samples": ev.parzen_samples,
@@ -133,7 +139,7 @@ def _evaluate_images(ctx: RunContext) -> dict:
            "fid__validation_images": feature_fid(net, test, data.validation * 2 - 1)}
     for i, d in enumerate(divs):
         x = samples[i]
-        kde = parzen_evaluation(x, data.validation, data.test, ev.parzen_sigmas)
+        kde = parzen_evaluation(x.to(ctx.device), validation, test_unit, ev.parzen_sigmas)
         signed = x[:n_fid] * 2 - 1
         kid, kid_sd = feature_kid(net, test, signed, seed=derive_seed(cfg.seed, f"kid {d.key}"))
         coverage = class_coverage(predict(net, signed), info["n_classes"])

@@ -154,7 +154,8 @@ def _train_images(ctx: RunContext) -> None:
     step = make_step(cfg, divs, g, c, opt_g, opt_c, real, im.latent_dim, im.batch_size,
                      ctx.device)
     feature_net, _ = load_feature_net(ctx.data_dir / FEATURES / "model.pt")
-    validation = data.validation * 2 - 1  # the feature network takes [-1, 1]
+    # the feature network takes [-1, 1]
+    validation = data.validation[:cfg.evaluation.curve_samples] * 2 - 1
     grid_z = torch.randn(64, im.latent_dim, generator=named_generator(cfg.seed, "grid"))
     fid_z = torch.randn(len(validation), im.latent_dim,
                         generator=named_generator(cfg.seed, "fid curve"))
