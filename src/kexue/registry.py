@@ -90,7 +90,7 @@ ARTICLES: dict[str, Article] = {
             id="fgan",
             title="f-GAN: GANs from f-divergences (f-GAN简介：GAN模型的生产车间)",
             url="https://kexue.fm/archives/6016",
-            planned=True,
+            datasets={"embedded": ("digits",), "official": ("mnist",)},
         ),
         Article(
             id="lipschitz",
