@@ -122,10 +122,19 @@ def test_gradient_penalties_on_a_linear_critic():
 
 
 def test_gradient_penalty_interpolates_between_real_and_fake():
-    # f(x) = ½‖x‖²: ∇f(x̂) = x̂, so with real = fake = c the norm is ‖c‖ for every ε
-    critic = lambda x: 0.5 * (x * x).sum(1)  # noqa: E731
-    c = torch.full((8, 4), 1.0)  # ‖c‖ = 2
-    assert gradient_penalty(critic, c, c, weight=1.0).item() == pytest.approx(1.0, abs=1e-5)
+    # f(x) = ½‖x‖² has ∇f(x̂) = x̂ = εa + (1−ε)b; ε drawn per sample from the given generator
+    def critic(x):
+        return 0.5 * (x * x).sum(1)
+
+    a, b = torch.randn(8, 4), torch.randn(8, 4)
+    eps = torch.rand((8, 1), generator=torch.Generator().manual_seed(3))
+    norms = (eps * a + (1 - eps) * b).norm(dim=1)
+    gp = gradient_penalty(critic, a, b, weight=2.0, generator=torch.Generator().manual_seed(3))
+    assert gp.item() == pytest.approx(float(2.0 * ((norms - 1) ** 2).mean()), rel=1e-5)
+    gp1 = gradient_penalty(critic, a, b, weight=2.0, one_sided=True,
+                           generator=torch.Generator().manual_seed(3))
+    assert gp1.item() == pytest.approx(float(2.0 * ((norms - 1).clamp(min=0) ** 2).mean()),
+                                       rel=1e-5)
 
 
 def test_spectral_penalty_value_and_gradient():
@@ -137,7 +146,7 @@ def test_spectral_penalty_value_and_gradient():
     for _ in range(30):  # persisted u: converges over calls (one iteration each)
         snr.sigmas()
     loss = snr(lam=0.1)
-    assert float(loss) == pytest.approx(0.5 * 0.1 * 4.0, rel=1e-4)
+    assert loss.item() == pytest.approx(0.5 * 0.1 * 4.0, rel=1e-4)
     loss.backward()
     # gradient of (λ/2)σ² is λσ·u vᵀ: rank one along the top singular pair
     u, s, vh = torch.linalg.svd(layer.weight.detach())
