@@ -1,0 +1,184 @@
+"""Feature FID/KID and a collapse detector on a feature network the project trains itself.
+
+Inception weights cannot be downloaded offline, so the features come from a small CNN
+classifier trained (one DAG stage, fixed seed) on the training split of the image dataset
+being generated. Its penultimate layer feeds torchmetrics' ``FrechetInceptionDistance`` and
+``KernelInceptionDistance`` as a custom ``feature=`` module. The numbers are labelled
+``FID_LABEL``/``KID_LABEL`` and are never comparable with published Inception FIDs.
+
+Images enter every function as float NCHW in [−1, 1] (a GAN's tanh range); ``to_signed``
+converts a dataset's uint8 levels.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from kexue.io import load_torch, save_torch
+from kexue.training import epoch_permutation
+
+FID_LABEL = "feature FID (self-trained classifier)"
+KID_LABEL = "feature KID (self-trained classifier)"
+
+
+def to_signed(images: Tensor, n_levels: int) -> Tensor:
+    """uint8 images with values 0 … n_levels−1 → float32 in [−1, 1]."""
+    return images.float() * (2.0 / (n_levels - 1)) - 1.0
+
+
+@dataclass(frozen=True)
+class FeatureNetConfig:
+    channels: int
+    n_classes: int
+    width: int = 128  # the feature dimension (penultimate layer)
+
+
+class FeatureNet(nn.Module):
+    """A small CNN classifier; ``features`` is its penultimate layer. Any input size ≥ 4 px."""
+
+    def __init__(self, cfg: FeatureNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.num_features = cfg.width  # torchmetrics reads the feature size from this
+        self.body = nn.Sequential(
+            nn.Conv2d(cfg.channels, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+            nn.Linear(64 * 4, cfg.width), nn.ReLU(),
+        )
+        self.head = nn.Linear(cfg.width, cfg.n_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.body(x))
+
+
+class _Penultimate(nn.Module):
+    """The ``feature=`` module handed to torchmetrics: frozen, eval-mode features in float64
+    (KID of two close distributions is a difference of kernel sums that float32 would drown)."""
+
+    def __init__(self, net: FeatureNet):
+        super().__init__()
+        self.net = net.eval()
+        self.num_features = net.num_features
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net.features(x.float()).double()
+
+
+def train_feature_net(images: Tensor, labels: Tensor, n_classes: int, seed: int,
+                      epochs: int = 10, batch_size: int = 64, lr: float = 1e-3) -> FeatureNet:
+    """Train the classifier on a training split (images float in [−1, 1]), fixed epochs: no
+    model selection, so no data beyond the training split is needed."""
+    torch.manual_seed(seed)  # the initial weights; the data order comes from epoch_permutation
+    net = FeatureNet(FeatureNetConfig(images.shape[1], n_classes))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    net.train()
+    for epoch in range(epochs):
+        order = epoch_permutation(len(images), seed, epoch)
+        for rows in order.split(batch_size):
+            loss = F.cross_entropy(net(images[rows]), labels[rows])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def accuracy(net: FeatureNet, images: Tensor, labels: Tensor, batch_size: int = 500) -> float:
+    net.eval()
+    predicted = torch.cat([net(x).argmax(1) for x in images.split(batch_size)])
+    return float((predicted == labels).double().mean())
+
+
+@torch.no_grad()
+def predict(net: FeatureNet, images: Tensor, batch_size: int = 500) -> Tensor:
+    net.eval()
+    return torch.cat([net(x).argmax(1) for x in images.split(batch_size)])
+
+
+def save_feature_net(path: str | Path, net: FeatureNet, info: dict) -> None:
+    """Weights, architecture and ``info`` (dataset, accuracy, ...) in one weights-only file."""
+    save_torch(path, {"config": asdict(net.cfg), "state": net.state_dict(), "info": info})
+
+
+def load_feature_net(path: str | Path) -> tuple[FeatureNet, dict]:
+    blob = load_torch(path)
+    net = FeatureNet(FeatureNetConfig(**blob["config"]))
+    net.load_state_dict(blob["state"])
+    return net.eval(), blob["info"]
+
+
+@torch.no_grad()
+def embed(net: FeatureNet, images: Tensor, batch_size: int = 500) -> Tensor:
+    net.eval()
+    return torch.cat([net.features(x.float()) for x in images.split(batch_size)])
+
+
+def feature_fid(net: FeatureNet, real: Tensor, fake: Tensor, batch_size: int = 500) -> float:
+    """Fréchet distance between the feature Gaussians of ``real`` and ``fake`` (torchmetrics,
+    accumulated in float64)."""
+    metric = FrechetInceptionDistance(feature=_Penultimate(net), reset_real_features=False)
+    for x in real.split(batch_size):
+        metric.update(x, real=True)
+    for x in fake.split(batch_size):
+        metric.update(x, real=False)
+    return float(metric.compute())
+
+
+def feature_kid(net: FeatureNet, real: Tensor, fake: Tensor, seed: int, subsets: int = 10,
+                subset_size: int = 1000, batch_size: int = 500) -> tuple[float, float]:
+    """Unbiased MMD² with the kernel (xᵀy/d + 1)³, mean and sd over ``subsets`` random subsets
+    of ``min(subset_size, len(real), len(fake))``. torchmetrics draws the subsets from the
+    global RNG, so the draws are made under a forked, seeded RNG: the result is a pure
+    function of ``seed``."""
+    size = min(subset_size, len(real), len(fake))
+    with warnings.catch_warnings():  # "saves all features in a buffer": a few thousand here
+        warnings.simplefilter("ignore", UserWarning)
+        metric = KernelInceptionDistance(feature=_Penultimate(net), subsets=subsets,
+                                         subset_size=size)
+    for x in real.split(batch_size):
+        metric.update(x, real=True)
+    for x in fake.split(batch_size):
+        metric.update(x, real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, sd = metric.compute()
+    return float(mean), float(sd)
+
+
+@dataclass(frozen=True)
+class Diversity:
+    ratio: float  # mean pairwise feature distance of samples / that of real images
+    near_duplicates: float  # share of samples with another sample closer than the threshold
+
+
+def diversity(sample_features: Tensor, real_features: Tensor,
+              duplicate_quantile: float = 0.01) -> Diversity:
+    """The collapse detector: a collapsing generator has a low diversity ratio and many
+    near-duplicates. The threshold is the ``duplicate_quantile`` of real–real nearest-neighbour
+    distances."""
+    real, fake = real_features.double(), sample_features.double()
+    ratio = float(F.pdist(fake).mean() / F.pdist(real).mean())
+    threshold = torch.quantile(_nearest_neighbour_distances(real), duplicate_quantile)
+    duplicates = float((_nearest_neighbour_distances(fake) < threshold).double().mean())
+    return Diversity(ratio, duplicates)
+
+
+def _nearest_neighbour_distances(x: Tensor) -> Tensor:
+    d = torch.cdist(x, x)
+    d.fill_diagonal_(math.inf)
+    return d.min(dim=1).values
