@@ -89,6 +89,31 @@ DATASETS: dict[str, Dataset] = {
             licence="CC BY-SA 3.0 (per Keras/TFDS)",
         ),
         Dataset(
+            name="fashion-mnist",  # the mirror's folder name
+            kind="remote",
+            description="Fashion-MNIST (Zalando), 60,000 train + 10,000 test, 28x28 8-bit, 10 classes",
+            files=tuple(
+                RemoteFile(name, (f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+                                  f"{name}",), sha256=sha256, md5=md5, size=size)
+                for name, sha256, md5, size in [
+                    ("train-images-idx3-ubyte.gz",
+                     "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                     "8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26421880),
+                    ("train-labels-idx1-ubyte.gz",
+                     "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                     "25c81989df183df01b3e8a0aad5dffbe", 29515),
+                    ("t10k-images-idx3-ubyte.gz",
+                     "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                     "bef4ecab320f06d8554ea6380940ec79", 4422102),
+                    ("t10k-labels-idx1-ubyte.gz",
+                     "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+                     "bb300cfdad3c16e7a12a480ee83cd310", 5148),
+                ]
+            ),
+            citation="Xiao, Rasul & Vollgraf (2017), arXiv 1708.07747",
+            licence="MIT (Zalando SE, 2017)",
+        ),
+        Dataset(
             name="digits",
             kind="embedded",
             description="scikit-learn's bundled 8x8 digits (1,797 images, 17 grey levels)",

@@ -167,7 +167,12 @@ def reshaped_sigma(weight: torch.Tensor, dim: int = 0) -> float:
     return float(torch.linalg.matrix_norm(_as_matrix(weight.detach(), dim), ord=2))
 
 
-_CONV = {nn.Conv1d: (F.conv1d, F.conv_transpose1d), nn.Conv2d: (F.conv2d, F.conv_transpose2d)}
+def _conv_functions(conv: nn.Module):
+    if isinstance(conv, nn.Conv1d):
+        return F.conv1d, F.conv_transpose1d
+    if isinstance(conv, nn.Conv2d):
+        return F.conv2d, F.conv_transpose2d
+    raise TypeError(f"conv_operator_norm takes a Conv1d or Conv2d, not {type(conv).__name__}")
 
 
 def conv_operator_norm(conv: nn.Conv1d | nn.Conv2d, input_shape: tuple[int, ...],
@@ -177,7 +182,7 @@ def conv_operator_norm(conv: nn.Conv1d | nn.Conv2d, input_shape: tuple[int, ...]
     ``input_shape`` (C, L) or (C, H, W), with the layer's padding and stride: power iteration on
     AᵀA (the conv, then its transpose) in float64, stopped when the Rayleigh quotient λ's
     residual ‖AᵀAx − λx‖ is below ``tol``·λ; returns √λ."""
-    fwd, bwd = _CONV[type(conv)]
+    fwd, bwd = _conv_functions(conv)
     if conv.padding_mode != "zeros":
         raise ValueError("conv_operator_norm supports zero padding only")
     kw = {"stride": conv.stride, "padding": conv.padding, "dilation": conv.dilation,

@@ -1,0 +1,26 @@
+"""train(): Part A trains a classifier per batch size (and λ); Part B a GAN per dataset."""
+
+from __future__ import annotations
+
+from kexue.training import Run, RunContext
+
+from .classifier import stage_name, stages, train_classifiers
+from .data import load_classifier_set
+from .gan import train_gan
+
+
+def train(ctx: RunContext) -> None:
+    cfg = ctx.cfg
+    if cfg.part == "A":
+        data, meta = load_classifier_set(ctx.data_dir, cfg.classifier.dataset)
+        weights, history = train_classifiers(ctx, data, meta)
+        names = [stage_name(b, lam) for b, lam in stages(cfg.classifier)]
+    else:
+        weights, history = {}, []
+        for dataset in cfg.gan.iterations:
+            weights[dataset], rows = train_gan(ctx, dataset)
+            history += rows
+        names = list(cfg.gan.iterations)
+    Run(ctx).finish(weights, history)
+    for name in names:  # the finished stages' last checkpoints
+        Run(ctx, stage=name).clear()
