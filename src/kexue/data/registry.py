@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from kexue.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class RemoteFile:
@@ -49,6 +51,8 @@ class Dataset:
     # remote: partial, derived copies at <mirror>/<name>-subset/<file> (urls=(); sha256 from the
     # mirror's SHA256SUMS), fetched instead of ``files`` only when a mirror lacks those
     mirror_subset: tuple[RemoteFile, ...] = ()
+    # image datasets: the reader of kexue.data.images ("idx" for MNIST-format files)
+    reader: str = ""
 
 
 _MNIST_URLS = (
@@ -87,6 +91,7 @@ DATASETS: dict[str, Dataset] = {
             ),
             citation="LeCun, Bottou, Bengio & Haffner (1998)",
             licence="CC BY-SA 3.0 (per Keras/TFDS)",
+            reader="idx",
         ),
         Dataset(
             name="fashion-mnist",  # the mirror's folder name
@@ -118,6 +123,7 @@ DATASETS: dict[str, Dataset] = {
             kind="embedded",
             description="scikit-learn's bundled 8x8 digits (1,797 images, 17 grey levels)",
             generator="kexue.data.embedded:sklearn_digits",
+            reader="digits",
             citation="UCI ML hand-written digits (Alpaydin & Kaynak 1998)",
             licence="CC BY 4.0 (UCI); shipped in the scikit-learn wheel",
         ),
@@ -127,6 +133,7 @@ DATASETS: dict[str, Dataset] = {
             description=("scikit-learn's two bundled sample photos (427x640 RGB); the glow "
                          "article cuts them into 16x16 patches"),
             generator="kexue.data.embedded:sklearn_image_patches",
+            reader="image_patches",
             licence="shipped in the scikit-learn wheel",
         ),
         Dataset(
@@ -141,7 +148,7 @@ DATASETS: dict[str, Dataset] = {
             name="synthetic_spectra",
             kind="embedded",
             description="physically motivated synthetic 4-class spectra on the 2600-point grid",
-            generator="kexue.articles.spectra_conv1d.synthetic:generate_dataset",
+            generator="kexue.data.spectra.synthetic:generate_dataset",
         ),
         Dataset(
             name="tianchi_spectra",
@@ -167,6 +174,7 @@ DATASETS: dict[str, Dataset] = {
                            size=12_292_000),
             ),
             citation="Krizhevsky (2009), Learning Multiple Layers of Features from Tiny Images",
+            reader="cifar10",
         ),
         Dataset(
             name="celeba",
@@ -190,6 +198,7 @@ DATASETS: dict[str, Dataset] = {
             ),
             citation="Liu, Luo, Wang & Tang (2015), Deep Learning Face Attributes in the Wild",
             licence="CelebA agreement: non-commercial research only, no redistribution",
+            reader="celeba",
         ),
     ]
 }
@@ -199,4 +208,4 @@ def get_dataset(name: str) -> Dataset:
     try:
         return DATASETS[name]
     except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None
+        raise ConfigError(f"unknown dataset {name!r} (known: {', '.join(sorted(DATASETS))})") from None
