@@ -8,14 +8,18 @@ from sklearn.datasets import load_digits
 from torchmetrics.image.kid import poly_mmd
 
 from kexue.metrics.features import (
+    FID_LABEL,
     FeatureNet,
     FeatureNetConfig,
+    FeatureTraining,
     accuracy,
+    build_feature_net,
     diversity,
     embed,
     feature_fid,
     feature_kid,
     load_feature_net,
+    reconstruction_mse,
     save_feature_net,
     to_signed,
     train_feature_net,
@@ -35,7 +39,7 @@ def digits():
 @pytest.fixture(scope="module")
 def net(digits):
     x, y, _, _ = digits
-    return train_feature_net(x, y, n_classes=10, seed=0, epochs=8)
+    return train_feature_net(x, y, 10, FeatureTraining(steps=180))
 
 
 def test_to_signed_maps_levels_onto_minus_one_one():
@@ -49,8 +53,8 @@ def test_the_classifier_learns(net, digits):
 
 def test_training_is_deterministic(digits):
     x, y, _, _ = digits
-    a = train_feature_net(x[:200], y[:200], 10, seed=3, epochs=1)
-    b = train_feature_net(x[:200], y[:200], 10, seed=3, epochs=1)
+    a = train_feature_net(x[:200], y[:200], 10, FeatureTraining(steps=4, seed=3))
+    b = train_feature_net(x[:200], y[:200], 10, FeatureTraining(steps=4, seed=3))
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
 
 
@@ -121,3 +125,31 @@ def test_save_and_load_roundtrip(tmp_path, net, digits):
     loaded, info = load_feature_net(tmp_path / "f.pt")
     assert info == {"dataset": "digits"}
     assert torch.equal(embed(loaded, x_test), embed(net, x_test))
+
+
+def test_without_labels_it_trains_an_autoencoder(digits):
+    x, _, x_test, _ = digits
+    untrained = train_feature_net(x, None, 0, FeatureTraining(steps=0))
+    trained = train_feature_net(x, None, 0, FeatureTraining(steps=150))
+    assert trained.head.out_features == 64
+    assert reconstruction_mse(trained, x_test) < 0.5 * reconstruction_mse(untrained, x_test)
+    assert feature_fid(trained, x_test, (x_test + 0.5).clamp(-1, 1)) > feature_fid(
+        trained, x_test, x[:360])
+
+
+def test_larger_inputs_are_resized_to_the_training_size(net, digits):
+    _, _, x_test, _ = digits
+    big = x_test.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)  # 16x16 copies
+    assert torch.allclose(embed(net, big), embed(net, x_test), atol=1e-5)
+
+
+def test_build_feature_net_writes_the_stage_outputs(tmp_path):
+    d = load_digits()
+    images = torch.from_numpy(d.images.astype(np.uint8))[:, None]
+    labels = torch.from_numpy(d.target).long()
+    info = build_feature_net(tmp_path, images[:1000], labels[:1000], images[1000:],
+                             labels[1000:], 17, FeatureTraining(steps=60), {"dataset": "digits"})
+    assert info["kind"] == "classifier" and info["fid_label"] == FID_LABEL
+    assert info["test_accuracy"] > 0.5
+    _, saved = load_feature_net(tmp_path / "model.pt")
+    assert saved == info and (tmp_path / "info.json").is_file()

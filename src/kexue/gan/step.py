@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from kexue.gan.losses import bce_d_loss, nonsaturating_g_loss, snapshot_mse
-from kexue.training import epoch_permutation, step_generator  # kexue.rng once the kit lands
+from kexue.rng import epoch_permutation, step_generator
 
 DLoss = Callable[[nn.Module, Tensor, Tensor], Tensor]  # (D, real, fake) -> loss
 GLoss = Callable[[nn.Module, Tensor], Tensor]  # (D, fake) -> loss

@@ -1,10 +1,11 @@
 """Feature FID/KID and a collapse detector on a feature network the project trains itself.
 
-Inception weights cannot be downloaded offline, so the features come from a small CNN
-classifier trained (one DAG stage, fixed seed) on the training split of the image dataset
-being generated. Its penultimate layer feeds torchmetrics' ``FrechetInceptionDistance`` and
-``KernelInceptionDistance`` as a custom ``feature=`` module. The numbers are labelled
-``FID_LABEL``/``KID_LABEL`` and are never comparable with published Inception FIDs.
+Inception weights cannot be downloaded offline, so the features come from a small CNN trained
+by the project (the DAG's ``features`` stage, fixed seed and steps) on the training split of
+the image dataset being generated: a classifier where the dataset has labels, else an
+autoencoder. Its penultimate layer feeds torchmetrics' ``FrechetInceptionDistance`` and
+``KernelInceptionDistance`` as a custom ``feature=`` module. The numbers carry the labels
+below and are never comparable with published Inception FIDs.
 
 Images enter every function as float NCHW in [−1, 1] (a GAN's tanh range); ``to_signed``
 converts a dataset's uint8 levels.
@@ -23,11 +24,14 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from kexue.io import load_torch, save_torch
-from kexue.training import epoch_permutation
+from kexue.io import load_torch, save_torch, write_json
+from kexue.rng import epoch_permutation
 
 FID_LABEL = "feature FID (self-trained classifier)"
 KID_LABEL = "feature KID (self-trained classifier)"
+# datasets without labels (CelebA): the bottleneck of an autoencoder, as the vi_gan spec says
+AE_FID_LABEL = "feature FID (self-trained autoencoder)"
+AE_KID_LABEL = "feature KID (self-trained autoencoder)"
 
 
 def to_signed(images: Tensor, n_levels: int) -> Tensor:
@@ -38,12 +42,31 @@ def to_signed(images: Tensor, n_levels: int) -> Tensor:
 @dataclass(frozen=True)
 class FeatureNetConfig:
     channels: int
-    n_classes: int
+    n_classes: int  # 0: no labels, the net is trained as an autoencoder
+    image_size: int = 0  # inputs are resized to this (0: used as they come)
     width: int = 128  # the feature dimension (penultimate layer)
 
 
+@dataclass(frozen=True)
+class FeatureTraining:
+    """How the feature network is trained: part of the metric's definition, the same for every
+    article (only the profile changes it, so that smoke runs stay seconds long)."""
+
+    steps: int
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+
+
+TRAINING = {"smoke": FeatureTraining(steps=30), "default": FeatureTraining(steps=1500),
+            "full": FeatureTraining(steps=6000)}
+
+
 class FeatureNet(nn.Module):
-    """A small CNN classifier; ``features`` is its penultimate layer. Any input size ≥ 4 px."""
+    """A small CNN; ``features`` is its penultimate layer. With labels it is a classifier; without
+    (n_classes 0) a linear decoder reconstructs the input, so the features are an autoencoder's
+    bottleneck. Inputs of another size are resized (area) to ``image_size`` first, so samples of
+    a larger generator are scored by the same network."""
 
     def __init__(self, cfg: FeatureNetConfig):
         super().__init__()
@@ -56,13 +79,25 @@ class FeatureNet(nn.Module):
             nn.AdaptiveAvgPool2d(2), nn.Flatten(),
             nn.Linear(64 * 4, cfg.width), nn.ReLU(),
         )
-        self.head = nn.Linear(cfg.width, cfg.n_classes)
+        outputs = cfg.n_classes or cfg.channels * cfg.image_size**2
+        self.head = nn.Linear(cfg.width, outputs)
+
+    def resize(self, x: Tensor) -> Tensor:
+        size = self.cfg.image_size
+        if size and x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, size), mode="area")
+        return x
 
     def features(self, x: Tensor) -> Tensor:
-        return self.body(x)
+        return self.body(self.resize(x))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.body(x))
+        return self.head(self.features(x))
+
+    def loss(self, x: Tensor, labels: Tensor | None) -> Tensor:
+        if self.cfg.n_classes:
+            return F.cross_entropy(self(x), labels)
+        return F.mse_loss(torch.tanh(self(x)), self.resize(x).flatten(1))
 
 
 class _Penultimate(nn.Module):
@@ -79,22 +114,47 @@ class _Penultimate(nn.Module):
         return self.net.features(x.float()).double()
 
 
-def train_feature_net(images: Tensor, labels: Tensor, n_classes: int, seed: int,
-                      epochs: int = 10, batch_size: int = 64, lr: float = 1e-3) -> FeatureNet:
-    """Train the classifier on a training split (images float in [−1, 1]), fixed epochs: no
-    model selection, so no data beyond the training split is needed."""
-    torch.manual_seed(seed)  # the initial weights; the data order comes from epoch_permutation
-    net = FeatureNet(FeatureNetConfig(images.shape[1], n_classes))
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+def train_feature_net(images: Tensor, labels: Tensor | None, n_classes: int,
+                      training: FeatureTraining) -> FeatureNet:
+    """Train on a training split (images float in [−1, 1]) for a fixed number of steps: no
+    model selection, so nothing beyond the training split is used. ``labels`` None (and
+    n_classes 0) trains the autoencoder."""
+    torch.manual_seed(training.seed)  # the initial weights; the data order: epoch_permutation
+    net = FeatureNet(FeatureNetConfig(images.shape[1], n_classes, images.shape[-1]))
+    opt = torch.optim.Adam(net.parameters(), lr=training.lr)
+    per_epoch = max(1, len(images) // training.batch_size)
     net.train()
-    for epoch in range(epochs):
-        order = epoch_permutation(len(images), seed, epoch)
-        for rows in order.split(batch_size):
-            loss = F.cross_entropy(net(images[rows]), labels[rows])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    for step in range(training.steps):
+        epoch, k = divmod(step, per_epoch)
+        rows = epoch_permutation(len(images), training.seed, epoch)[
+            k * training.batch_size:(k + 1) * training.batch_size]
+        loss = net.loss(images[rows], None if labels is None else labels[rows])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
     return net.eval()
+
+
+def build_feature_net(out: Path, train: Tensor, train_labels: Tensor | None, test: Tensor,
+                      test_labels: Tensor | None, n_levels: int, training: FeatureTraining,
+                      info: dict) -> dict:
+    """The DAG's ``features`` stage for one dataset: train on the training split (uint8 NCHW),
+    check on the test split (accuracy or reconstruction error: a sanity check, not a
+    selection), write ``out/model.pt`` and ``out/info.json``; returns the info."""
+    x_train, x_test = to_signed(train, n_levels), to_signed(test, n_levels)
+    n_classes = int(train_labels.max()) + 1 if train_labels is not None else 0
+    net = train_feature_net(x_train, train_labels, n_classes, training)
+    info = {**info, "n_classes": n_classes, "n_train": len(train), **asdict(training),
+            "kind": "classifier" if n_classes else "autoencoder",
+            "fid_label": FID_LABEL if n_classes else AE_FID_LABEL,
+            "kid_label": KID_LABEL if n_classes else AE_KID_LABEL}
+    if n_classes:
+        info["test_accuracy"] = accuracy(net, x_test, test_labels)
+    else:
+        info["test_reconstruction_mse"] = reconstruction_mse(net, x_test)
+    save_feature_net(out / "model.pt", net, info)
+    write_json(out / "info.json", info)
+    return info
 
 
 @torch.no_grad()
@@ -102,6 +162,14 @@ def accuracy(net: FeatureNet, images: Tensor, labels: Tensor, batch_size: int = 
     net.eval()
     predicted = torch.cat([net(x).argmax(1) for x in images.split(batch_size)])
     return float((predicted == labels).double().mean())
+
+
+@torch.no_grad()
+def reconstruction_mse(net: FeatureNet, images: Tensor, batch_size: int = 500) -> float:
+    net.eval()
+    total = sum(float(F.mse_loss(torch.tanh(net(x)), net.resize(x).flatten(1), reduction="sum"))
+                for x in images.split(batch_size))
+    return total / (len(images) * net.head.out_features)
 
 
 @torch.no_grad()
