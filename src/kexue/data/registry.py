@@ -96,7 +96,8 @@ DATASETS: dict[str, Dataset] = {
         Dataset(
             name="fashion-mnist",  # the mirror's folder name
             kind="remote",
-            description="Fashion-MNIST (Zalando), 60,000 train + 10,000 test, 28x28 8-bit, 10 classes",
+            description=("Fashion-MNIST (Zalando), 60,000 train + 10,000 test, 28x28 8-bit, "
+                         "10 classes"),
             files=tuple(
                 RemoteFile(name, (f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
                                   f"{name}",), sha256=sha256, md5=md5, size=size)
@@ -117,6 +118,7 @@ DATASETS: dict[str, Dataset] = {
             ),
             citation="Xiao, Rasul & Vollgraf (2017), arXiv 1708.07747",
             licence="MIT (Zalando SE, 2017)",
+            reader="idx",
         ),
         Dataset(
             name="digits",

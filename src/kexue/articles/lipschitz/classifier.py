@@ -14,6 +14,7 @@ from kexue.rng import derive_seed, epoch_permutation, named_generator
 from kexue.training import Run, RunContext
 
 from .config import ClassifierConfig
+from .data import load_classifier_set
 from .model import VGGClassifier
 
 
@@ -57,7 +58,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 10
     return hits / len(x)
 
 
-def train_one(ctx: RunContext, data: dict, meta: dict, batch_size: int,
+def train_one(ctx: RunContext, dataset: str, data: dict, meta: dict, batch_size: int,
               lam: float) -> tuple[float, dict, list[dict]]:
     """Train one model; returns (final validation accuracy, weights, history rows)."""
     cfg: ClassifierConfig = ctx.cfg.classifier
@@ -69,7 +70,7 @@ def train_one(ctx: RunContext, data: dict, meta: dict, batch_size: int,
     x, y = data["x_train"], data["y_train"]
     steps_per_epoch = math.ceil(len(x) / batch_size)  # the last partial batch is kept
     total = cfg.epochs * steps_per_epoch
-    run = Run(ctx, stage=stage_name(batch_size, lam))
+    run = Run(ctx, stage=stage_name(dataset, batch_size, lam))
 
     def train_step(step: int) -> dict:
         epoch, i = divmod(step, steps_per_epoch)
@@ -84,7 +85,7 @@ def train_one(ctx: RunContext, data: dict, meta: dict, batch_size: int,
         return {"loss": loss.item(), "ce": ce.item()}
 
     def end_of_epoch(epoch: int, row: dict) -> dict:
-        return {"batch_size": batch_size, "lam": lam,
+        return {"dataset": dataset, "batch_size": batch_size, "lam": lam,
                 "val_acc": accuracy(model, data["x_val"].to(ctx.device),
                                     data["y_val"].to(ctx.device))}
 
@@ -95,23 +96,28 @@ def train_one(ctx: RunContext, data: dict, meta: dict, batch_size: int,
     return result.history[-1]["val_acc"], model.state_dict(), result.history
 
 
-def stages(cfg: ClassifierConfig) -> list[tuple[int, float]]:
-    return [(b, lam) for b in cfg.batch_sizes for lam in cfg.lambdas or (0.0,)]
+def stages(cfg: ClassifierConfig) -> list[tuple[str, int, float]]:
+    return [(d, b, lam) for d in cfg.datasets for b in cfg.batch_sizes
+            for lam in cfg.lambdas or (0.0,)]
 
 
-def stage_name(batch_size: int, lam: float) -> str:
-    return f"b{batch_size}-lam{lam:g}"
+def stage_name(dataset: str, batch_size: int, lam: float) -> str:
+    return f"{dataset}-b{batch_size}-lam{lam:g}"
 
 
-def train_classifiers(ctx: RunContext, data: dict, meta: dict) -> tuple[dict, list[dict]]:
-    """Every batch size; at each, every λ of the grid, keeping the best on validation (the
-    final epoch's accuracy; ties go to the first λ). Returns (weights per batch size, history).
-    A finished stage keeps its last checkpoint, so a resumed job skips it."""
-    kept, history = {}, []
-    for batch_size, lam in stages(ctx.cfg.classifier):
-        val_acc, state, rows = train_one(ctx, data, meta, batch_size, lam)
+def train_classifiers(ctx: RunContext) -> tuple[dict, list[dict]]:
+    """Every dataset and batch size; at each, every λ of the grid, keeping the best on
+    validation (the final epoch's accuracy; ties go to the first λ). Returns (weights keyed
+    "<dataset>/b<batch>", history). A finished stage keeps its last checkpoint until the run
+    finishes, so a resumed job skips it."""
+    kept, history, loaded = {}, [], {}
+    for dataset, batch_size, lam in stages(ctx.cfg.classifier):
+        if dataset not in loaded:
+            loaded = {dataset: load_classifier_set(ctx.data_dir, dataset)}
+        data, meta = loaded[dataset]
+        val_acc, state, rows = train_one(ctx, dataset, data, meta, batch_size, lam)
         history += rows
-        key = f"b{batch_size}"
+        key = f"{dataset}/b{batch_size}"
         if key not in kept or val_acc > kept[key]["val_acc"]:
             kept[key] = {"lam": lam, "val_acc": val_acc, "state": state}
     return kept, history

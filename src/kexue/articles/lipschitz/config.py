@@ -23,7 +23,14 @@ class DataConfig:
     split_seed: NonNegative[int] = 2018
     # image_size: CelebA's side (Su: 64x64); the test splits of the image datasets
     images: ImageOptions = field(default_factory=lambda: ImageOptions(image_size=64))
-    feature_epochs: Positive[int] = 10  # the feature network of FID/KID (fixed budget)
+    # the FID/KID feature network's training budget (kexue.metrics.features.TRAINING): part of
+    # the metric's definition, shared by the GAN articles
+    features: Literal["smoke", "default", "full"] = "full"
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """What the download stage fetches: exactly the datasets prepared."""
+        return tuple(dict.fromkeys((*self.part_a, *self.part_b)))
 
 
 @dataclass
@@ -31,7 +38,7 @@ class ClassifierConfig:
     """Part A [assumption: the project's design; Yoshida & Miyato's setup could not be checked]."""
 
     arm: Literal["none", "weight_decay", "snr", "sn"] = "none"
-    dataset: str = "cifar10"
+    datasets: tuple[str, ...] = ("fashion-mnist", "cifar10")  # prepared Part A datasets
     batch_sizes: tuple[int, ...] = (64, 256, 1024, 4096)
     # the arm's λ grid, chosen on the validation split at every batch size. weight_decay:
     # L2 on conv/linear weights, SGD's λW; snr: (λ/2)Σσ². Separate grids: ‖W‖_F² is many

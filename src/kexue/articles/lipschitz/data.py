@@ -13,16 +13,14 @@ from kexue.data.images import load_image_dataset
 from kexue.errors import ConfigError, DataError
 from kexue.io import read_json, write_json
 from kexue.metrics.features import (
-    accuracy,
+    TRAINING,
+    build_feature_net,
     feature_fid,
-    save_feature_net,
+    load_feature_net,
     to_signed,
-    train_feature_net,
 )
 
 from .config import DataConfig
-
-FEATURE_SEED = 2018  # the feature network is part of the data: one fixed seed for every run
 
 
 def _folder(raw: dict[str, Path], name: str) -> Path:
@@ -75,23 +73,27 @@ def prepare_classifier(name: str, folder: Path, cfg: DataConfig, out: Path) -> d
 
 
 def prepare_gan_images(name: str, folder: Path, cfg: DataConfig, out: Path) -> dict:
+    """Images in [−1, 1] and the shared kit's FID/KID feature network of the dataset (a
+    classifier where it has labels, else an autoencoder), trained once here."""
     images = load_image_dataset(name, folder, cfg.images)
-    if images.train_labels is None:
-        raise DataError(f"{name}: no class labels to train the FID/KID feature network on")
-    train = to_signed(torch.from_numpy(images.train), images.n_levels)
-    test = to_signed(torch.from_numpy(images.test), images.n_levels)
-    labels = torch.from_numpy(images.train_labels.astype(np.int64))
-    n_classes = int(labels.max()) + 1
-    net = train_feature_net(train, labels, n_classes, FEATURE_SEED, epochs=cfg.feature_epochs)
-    test_acc = accuracy(net, test, torch.from_numpy(images.test_labels.astype(np.int64)))
-    # the floor of the metric: FID between the real training and test images
-    floor = feature_fid(net, train, test)
-    info = {"dataset": name, "feature_net_test_accuracy": test_acc, "fid_train_vs_test": floor}
-    save_feature_net(out / f"b_{name}_features.pt", net, info)
+    tensor = {k: torch.from_numpy(getattr(images, k)) for k in ("train", "test")}
+    labels = {k: (None if getattr(images, f"{k}_labels") is None
+                  else torch.from_numpy(getattr(images, f"{k}_labels").astype(np.int64)))
+              for k in ("train", "test")}
+    features = out / f"features_{name}"
+    features.mkdir(parents=True, exist_ok=True)
+    info = build_feature_net(features, tensor["train"], labels["train"], tensor["test"],
+                             labels["test"], images.n_levels, TRAINING[cfg.features],
+                             {"dataset": name})
+    train = to_signed(tensor["train"], images.n_levels)
+    test = to_signed(tensor["test"], images.n_levels)
+    net, _ = load_feature_net(features / "model.pt")
     save_npz(out / f"b_{name}.npz", train=train.numpy(), test=test.numpy())
     return {"label": images.label, "test_split": images.test_split,
             "complete": images.complete, "shape": list(images.shape), "n_train": len(train),
-            "n_test": len(test), **info}
+            "n_test": len(test), "features": info,
+            # the floor of the metric: FID between the real training and test images
+            "fid_train_vs_test": feature_fid(net, train, test)}
 
 
 def prepare(cfg: DataConfig, raw: dict[str, Path], out: Path, source: str) -> None:
@@ -110,7 +112,7 @@ def load_classifier_set(data_dir: Path, name: str) -> tuple[dict[str, torch.Tens
     """{x_train, y_train, x_val, y_val, x_test, y_test} tensors and their metadata."""
     meta = load_meta(data_dir)
     if name not in meta["part_a"]:
-        raise ConfigError(f"classifier.dataset: {name!r} was not prepared; data.part_a is "
+        raise ConfigError(f"classifier.datasets: {name!r} was not prepared; data.part_a is "
                           f"{list(meta['part_a'])}")
     d = np.load(data_dir / f"a_{name}.npz", allow_pickle=False)
     return {k: torch.from_numpy(d[k]) for k in d.files}, meta["part_a"][name]
@@ -123,5 +125,5 @@ def load_gan_images(data_dir: Path, name: str) -> tuple[dict[str, torch.Tensor],
         raise ConfigError(f"gan.iterations: image dataset {name!r} was not prepared; "
                           f"data.part_b is {list(meta['part_b'])}")
     d = np.load(data_dir / f"b_{name}.npz", allow_pickle=False)
-    info = {**meta["part_b"][name], "feature_net": data_dir / f"b_{name}_features.pt"}
+    info = {**meta["part_b"][name], "feature_net": data_dir / f"features_{name}" / "model.pt"}
     return {k: torch.from_numpy(d[k]) for k in d.files}, info

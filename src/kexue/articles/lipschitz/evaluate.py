@@ -3,6 +3,7 @@ final generator and critic, and summarises the training curves."""
 
 from __future__ import annotations
 
+import csv
 import math
 
 import matplotlib
@@ -15,53 +16,70 @@ from kexue.gan.samples import generate, to_uint8  # noqa: E402
 from kexue.io import atomic_path, load_torch  # noqa: E402
 from kexue.gan.grid import save_image_grid  # noqa: E402
 from kexue.rng import named_generator  # noqa: E402
-from kexue.training import RunContext, read_history  # noqa: E402
+from kexue.training import RunContext  # noqa: E402
 
 from .classifier import build_classifier, measure  # noqa: E402
-from .data import load_classifier_set, load_meta  # noqa: E402
+from .data import load_classifier_set  # noqa: E402
 from .gan import RING, Target, build_nets, critic_lipschitz, get_arm  # noqa: E402
 
 
 def evaluate(ctx: RunContext) -> dict:
     ctx.artifacts.mkdir(parents=True, exist_ok=True)
     weights = load_torch(ctx.out_dir / "model.pt", map_location=ctx.device)
-    history = read_history(ctx.out_dir / "history.csv")
     if ctx.cfg.part == "A":
         return evaluate_classifiers(ctx, weights)
-    return evaluate_gans(ctx, weights, history)
+    return evaluate_gans(ctx, weights, read_rows(ctx.out_dir / "history.csv"))
+
+
+def read_rows(path) -> list[dict]:
+    """history.csv with its text columns (the dataset) kept as text."""
+    def value(v: str):
+        try:
+            return float(v) if v != "" else math.nan
+        except ValueError:
+            return v
+
+    with open(path, newline="") as f:
+        return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def evaluate_classifiers(ctx: RunContext, weights: dict) -> dict:
     cfg = ctx.cfg.classifier
-    data, meta = load_classifier_set(ctx.data_dir, cfg.dataset)
-    out = {"part": "A", "arm": cfg.arm, "dataset": cfg.dataset, "data_label": meta["label"],
-           "complete_data": meta["complete"], "test_split": meta["test_split"],
-           "epochs": cfg.epochs, "batch_sizes": list(cfg.batch_sizes), "by_batch": {}}
-    for batch_size in cfg.batch_sizes:
-        kept = weights[f"b{batch_size}"]
-        model = build_classifier(cfg, meta, ctx.seed)
-        model.load_state_dict(kept["state"])
-        m = measure(model, data, meta, cfg.gradient_inputs)
-        m.update(lam=kept["lam"], val_acc=kept["val_acc"])
-        out["by_batch"][str(batch_size)] = m
-        for key in ("test_acc", "train_acc", "gap", "lipschitz_bound", "lipschitz_proxy",
-                    "lipschitz_lower", "lam"):
-            out[f"{key}_b{batch_size}"] = m[key]
-    _plot_layer_norms(ctx, out["by_batch"])
+    out = {"part": "A", "arm": cfg.arm, "datasets": list(cfg.datasets), "epochs": cfg.epochs,
+           "batch_sizes": list(cfg.batch_sizes), "by_dataset": {}}
+    labels, complete = [], True
+    for dataset in cfg.datasets:
+        data, meta = load_classifier_set(ctx.data_dir, dataset)
+        labels.append(meta["label"])
+        complete = complete and meta["complete"]
+        by_batch = {}
+        for batch_size in cfg.batch_sizes:
+            kept = weights[f"{dataset}/b{batch_size}"]
+            model = build_classifier(cfg, meta, ctx.seed)
+            model.load_state_dict(kept["state"])
+            m = measure(model, data, meta, cfg.gradient_inputs)
+            m.update(lam=kept["lam"], val_acc=kept["val_acc"])
+            by_batch[str(batch_size)] = m
+            for key in ("test_acc", "train_acc", "gap", "lipschitz_bound", "lipschitz_proxy",
+                        "lipschitz_lower", "lam"):
+                out[f"{dataset}_{key}_b{batch_size}"] = m[key]
+        out["by_dataset"][dataset] = {"test_split": meta["test_split"], "by_batch": by_batch}
+        _plot_layer_norms(ctx, dataset, by_batch)
+    out.update(data_label="; ".join(labels), complete_data=complete)
     return out
 
 
-def _plot_layer_norms(ctx: RunContext, by_batch: dict) -> None:
+def _plot_layer_norms(ctx: RunContext, dataset: str, by_batch: dict) -> None:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for b, m in by_batch.items():
         layers = m["layer_norms"]
         x = range(len(layers))
         ax.plot(x, [r["exact"] for r in layers], "o-", label=f"batch {b}: operator norm")
         ax.plot(x, [r["reshaped"] for r in layers], "x--", label=f"batch {b}: reshaped kernel")
-    ax.set(xlabel="layer", ylabel="σ", yscale="log", title="per-layer spectral norms")
+    ax.set(xlabel="layer", ylabel="σ", yscale="log", title=f"{dataset}: per-layer spectral norms")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(ctx.artifacts / "layer_norms.png") as tmp:
+    with atomic_path(ctx.artifacts / f"layer_norms_{dataset}.png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
 

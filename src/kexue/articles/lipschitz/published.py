@@ -24,11 +24,12 @@ def comparisons(results: ArticleResults) -> list[Comparison]:
     for run in results.runs.values():
         m = run.first
         if m["part"] == "A":
-            for b in m["batch_sizes"]:
-                rows.append(compare(results, run, f"test_acc_b{b}",
-                                    f"{m['dataset']} test accuracy, batch {b}", None,
-                                    f"arm {m['arm']}; no published number (Part A is the "
-                                    f"project's design after Yoshida & Miyato)"))
+            for d in m["datasets"]:
+                for b in m["batch_sizes"]:
+                    rows.append(compare(results, run, f"{d}_test_acc_b{b}",
+                                        f"{d} test accuracy, batch {b}", None,
+                                        f"arm {m['arm']}; no published number (Part A is the "
+                                        f"project's design after Yoshida & Miyato)"))
         else:
             for d in m["datasets"]:
                 key = f"{d}_high_quality" if d == "ring" else f"{d}_fid"
@@ -67,16 +68,16 @@ def claims(results: ArticleResults) -> list[dict]:
     """Su's and Yoshida & Miyato's claims against this run's measurements."""
     rows = []
     a_runs = [m for r in results.runs.values() for m in r.seeds.values() if m["part"] == "A"]
-    if a_runs:
+    for d in a_runs[0]["datasets"] if a_runs else ():
         largest = max(a_runs[0]["batch_sizes"])
-        key = f"test_acc_b{largest}"
+        key = f"{d}_test_acc_b{largest}"
         snr, wd = _values(results, "A", "snr", key), _values(results, "A", "weight_decay", key)
         verdict = _verdict(snr, wd, a_better=True)
         if verdict.startswith("inconclusive") and snr and wd and \
                 statistics.fmean(snr) >= statistics.fmean(wd):
             verdict = "supported (SNR ≥ WD, difference within the seed spread)"
         rows.append({"claim": f"SNR at least as good as weight decay at large batch "
-                              f"(test accuracy, batch {largest})",
+                              f"({d}: test accuracy, batch {largest})",
                      "source": "Yoshida & Miyato 2017 (cited by the article)",
                      "evidence": f"SNR {_spread(snr)} vs WD {_spread(wd)}",
                      "verdict": verdict})

@@ -5,16 +5,14 @@ from __future__ import annotations
 from kexue.training import Run, RunContext
 
 from .classifier import stage_name, stages, train_classifiers
-from .data import load_classifier_set
 from .gan import train_gan
 
 
 def train(ctx: RunContext) -> None:
     cfg = ctx.cfg
     if cfg.part == "A":
-        data, meta = load_classifier_set(ctx.data_dir, cfg.classifier.dataset)
-        weights, history = train_classifiers(ctx, data, meta)
-        names = [stage_name(b, lam) for b, lam in stages(cfg.classifier)]
+        weights, history = train_classifiers(ctx)
+        names = [stage_name(*stage) for stage in stages(cfg.classifier)]
     else:
         weights, history = {}, []
         for dataset in cfg.gan.iterations:
