@@ -67,6 +67,8 @@ def _mnist_file(name, sha256, md5, size, sha256_uncompressed=None):
                       size=size, sha256_uncompressed=sha256_uncompressed)
 
 
+_FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+
 DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in [
@@ -99,8 +101,7 @@ DATASETS: dict[str, Dataset] = {
             description=("Fashion-MNIST (Zalando), 60,000 train + 10,000 test, 28x28 8-bit, "
                          "10 classes"),
             files=tuple(
-                RemoteFile(name, (f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
-                                  f"{name}",), sha256=sha256, md5=md5, size=size)
+                RemoteFile(name, (_FASHION_URL + name,), sha256=sha256, md5=md5, size=size)
                 for name, sha256, md5, size in [
                     ("train-images-idx3-ubyte.gz",
                      "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",

@@ -9,18 +9,18 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from kexue.gan.samples import generate, to_uint8  # noqa: E402
-from kexue.io import atomic_path, load_torch  # noqa: E402
-from kexue.gan.grid import save_image_grid  # noqa: E402
-from kexue.rng import named_generator  # noqa: E402
-from kexue.training import RunContext  # noqa: E402
+from kexue.gan.grid import save_image_grid
+from kexue.gan.samples import generate, to_uint8
+from kexue.io import atomic_path, load_torch
+from kexue.rng import named_generator
+from kexue.training import RunContext
 
-from .classifier import build_classifier, measure  # noqa: E402
-from .data import load_classifier_set  # noqa: E402
-from .gan import RING, Target, build_nets, critic_lipschitz, get_arm  # noqa: E402
+from .classifier import build_classifier, measure
+from .data import load_classifier_set
+from .gan import RING, Target, build_nets, critic_lipschitz, get_arm
 
 
 def evaluate(ctx: RunContext) -> dict:

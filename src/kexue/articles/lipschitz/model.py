@@ -6,6 +6,8 @@ Spectral normalisation is applied by :func:`kexue.nn.lipschitz.spectral_norm`, r
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
@@ -46,20 +48,20 @@ class VGGClassifier(nn.Module):
             layers.append(_POOL[dims](2, ceil_mode=True))
         layers += [_GAP[dims](1), nn.Flatten(), nn.Linear(c, n_classes)]
         self.net = nn.Sequential(*layers)
-        for m in self.net:
-            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-                # He init: without batch norm, PyTorch's default init shrinks the signal layer
-                # by layer and a 7-layer net barely starts learning in a few hundred steps
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-                if spectral is not None:
-                    # σ(W) is held at its He-init value r instead of 1 [assumption]: with
-                    # σ = 1 in every layer the logits of this ReLU net stay tiny and it does
-                    # not learn (measured: 10-50 % on mnist1d); W ↦ r·W/σ(W) starts as the
-                    # same function as the unconstrained net, and Π r is its Lipschitz budget
-                    radius = reshaped_sigma(m.weight)
-                    spectral_norm(m, spectral)
-                    parametrize.register_parametrization(m, "weight", FixedRadius(radius))
+        weighted = [m for m in self.net if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+        for m in weighted:
+            # He init: without batch norm, PyTorch's default init shrinks the signal layer by
+            # layer and a 7-layer net barely starts learning in a few hundred steps
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+        for m in weighted if spectral is not None else ():
+            # σ(W) is held at its He-init value r instead of 1 [assumption]: with σ = 1 in
+            # every layer the logits of this ReLU net stay tiny and it does not learn
+            # (measured: 10-50 % on MNIST-1D); W ↦ r·W/σ(W) starts as the same function as the
+            # unconstrained net with the same seed, and Π r is its Lipschitz budget
+            radius = reshaped_sigma(m.weight)
+            spectral_norm(m, spectral)
+            parametrize.register_parametrization(m, "weight", FixedRadius(radius))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -117,7 +119,7 @@ class ConvGenerator(nn.Module):
             nn.Unflatten(1, (widths[0], self.start, self.start)),
             nn.BatchNorm2d(widths[0], momentum=0.01, eps=1e-3), nn.ReLU())
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(widths, widths[1:]):
+        for c_in, c_out in itertools.pairwise(widths):
             layers += [_keras(nn.ConvTranspose2d(c_in, c_out, kernel, 2, kernel // 2,
                                                  output_padding=1)),
                        nn.BatchNorm2d(c_out, momentum=0.01, eps=1e-3), nn.ReLU()]
