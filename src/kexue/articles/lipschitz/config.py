@@ -85,6 +85,10 @@ class RunConfig:
     gan: GANConfig = field(default_factory=GANConfig)
     seed: NonNegative[int] = 0
     checkpoint_every: Positive[int] = 500
+    # CPU threads of a job (0: the cores the workflow gives). These nets are small: one thread
+    # each and jobs side by side beat two threads per job, and per-iteration seconds of the
+    # Part B arms are only compared at equal threads
+    threads: NonNegative[int] = 1
 
     def check(self) -> None:
         c = self.classifier
