@@ -53,6 +53,8 @@ class Dataset:
     mirror_subset: tuple[RemoteFile, ...] = ()
     # image datasets: the reader of kexue.data.images ("idx" for MNIST-format files)
     reader: str = ""
+    # local: what a user folder must hold (files or folders), checked before anything is read
+    required: tuple[str, ...] = ()
 
 
 _MNIST_URLS = (
@@ -62,12 +64,13 @@ _MNIST_URLS = (
 )
 
 
+FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+
+
 def _mnist_file(name, sha256, md5, size, sha256_uncompressed=None):
     return RemoteFile(name, tuple(u.format(name) for u in _MNIST_URLS), sha256=sha256, md5=md5,
                       size=size, sha256_uncompressed=sha256_uncompressed)
 
-
-_FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
 DATASETS: dict[str, Dataset] = {
     d.name: d
@@ -96,13 +99,12 @@ DATASETS: dict[str, Dataset] = {
             reader="idx",
         ),
         Dataset(
-            name="fashion-mnist",  # the mirror's folder name
+            name="fashion-mnist",
             kind="remote",
-            description=("Fashion-MNIST (Zalando), 60,000 train + 10,000 test, 28x28 8-bit, "
-                         "10 classes"),
+            description="Fashion-MNIST, 60,000 train + 10,000 test, 28x28 8-bit",
             files=tuple(
-                RemoteFile(name, (_FASHION_URL + name,), sha256=sha256, md5=md5, size=size)
-                for name, sha256, md5, size in [
+                RemoteFile(name, (FASHION_MNIST_URL + name,), sha256=sha256, md5=md5, size=size)
+                for name, sha256, md5, size in (
                     ("train-images-idx3-ubyte.gz",
                      "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
                      "8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26421880),
@@ -115,10 +117,10 @@ DATASETS: dict[str, Dataset] = {
                     ("t10k-labels-idx1-ubyte.gz",
                      "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
                      "bb300cfdad3c16e7a12a480ee83cd310", 5148),
-                ]
-            ),
+                )),
             citation="Xiao, Rasul & Vollgraf (2017), arXiv 1708.07747",
-            licence="MIT (Zalando SE, 2017)",
+            licence="MIT (Zalando SE)",
+            notes=("md5s as published in the official README; sha256 of the same files",),
             reader="idx",
         ),
         Dataset(
@@ -157,6 +159,7 @@ DATASETS: dict[str, Dataset] = {
             name="tianchi_spectra",
             kind="local",
             description="Tianchi 2018 LAMOST DR3 competition spectra (user-supplied; not public)",
+            required=("first_train_index_20180131.csv", "first_train_data_20180131"),
             citation="Tianchi 天体光谱智能分类, raceId 231646",
         ),
         Dataset(
