@@ -107,9 +107,10 @@ def stage_name(dataset: str, batch_size: int, lam: float) -> str:
 
 def train_classifiers(ctx: RunContext) -> tuple[dict, list[dict]]:
     """Every dataset and batch size; at each, every λ of the grid, keeping the best on
-    validation (the final epoch's accuracy; ties go to the first λ). Returns (weights keyed
-    "<dataset>/b<batch>", history). A finished stage keeps its last checkpoint until the run
-    finishes, so a resumed job skips it."""
+    validation (the final epoch's accuracy; ties go to the first λ). Returns (weights grouped
+    "<dataset>/b<batch>", with the chosen λ and its validation accuracy as "_lam" and
+    "_val_acc", history). A finished stage keeps its last checkpoint until the run finishes,
+    so a resumed job skips it."""
     kept, history, loaded = {}, [], {}
     for dataset, batch_size, lam in stages(ctx.cfg.classifier):
         if dataset not in loaded:
@@ -118,8 +119,9 @@ def train_classifiers(ctx: RunContext) -> tuple[dict, list[dict]]:
         val_acc, state, rows = train_one(ctx, dataset, data, meta, batch_size, lam)
         history += rows
         key = f"{dataset}/b{batch_size}"
-        if key not in kept or val_acc > kept[key]["val_acc"]:
-            kept[key] = {"lam": lam, "val_acc": val_acc, "state": state}
+        if key not in kept or val_acc > float(kept[key]["_val_acc"]):
+            kept[key] = {**state, "_lam": torch.tensor(lam, dtype=torch.float64),
+                         "_val_acc": torch.tensor(val_acc, dtype=torch.float64)}
     return kept, history
 
 

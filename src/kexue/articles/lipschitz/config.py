@@ -90,6 +90,11 @@ class RunConfig:
     # Part B arms are only compared at equal threads
     threads: NonNegative[int] = 1
 
+    @property
+    def model(self) -> ClassifierConfig | GANConfig:
+        """The model config this run uses: the classifier (Part A) or the GAN (Part B)."""
+        return self.classifier if self.part == "A" else self.gan
+
     def check(self) -> None:
         c = self.classifier
         if self.part == "A":

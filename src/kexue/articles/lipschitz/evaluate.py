@@ -21,6 +21,7 @@ from kexue.training import RunContext
 from .classifier import build_classifier, measure
 from .data import load_classifier_set
 from .gan import RING, Target, build_nets, critic_lipschitz, get_arm
+from .store import group
 
 
 def evaluate(ctx: RunContext) -> dict:
@@ -54,11 +55,12 @@ def evaluate_classifiers(ctx: RunContext, weights: dict) -> dict:
         complete = complete and meta["complete"]
         by_batch = {}
         for batch_size in cfg.batch_sizes:
-            kept = weights[f"{dataset}/b{batch_size}"]
+            kept = group(weights, f"{dataset}/b{batch_size}")
             model = build_classifier(cfg, meta, ctx.seed)
-            model.load_state_dict(kept["state"])
+            lam, val_acc = float(kept.pop("_lam")), float(kept.pop("_val_acc"))
+            model.load_state_dict(kept)
             m = measure(model, data, meta, cfg.gradient_inputs)
-            m.update(lam=kept["lam"], val_acc=kept["val_acc"])
+            m.update(lam=lam, val_acc=val_acc)
             by_batch[str(batch_size)] = m
             for key in ("test_acc", "train_acc", "gap", "lipschitz_bound", "lipschitz_proxy",
                         "lipschitz_lower", "lam"):
@@ -94,8 +96,8 @@ def evaluate_gans(ctx: RunContext, weights: dict, history: list[dict]) -> dict:
         target = Target(dataset, ctx.data_dir, ctx.seed, cfg.batch_size)
         labels.append(target.info["label"])
         critic, generator, latent = build_nets(arm, cfg, dataset, target.shape, ctx.seed)
-        critic.load_state_dict(weights[dataset]["critic"])
-        generator.load_state_dict(weights[dataset]["generator"])
+        critic.load_state_dict(group(weights, f"{dataset}/critic"))
+        generator.load_state_dict(group(weights, f"{dataset}/generator"))
         z = torch.randn(cfg.eval_samples, latent, generator=named_generator(ctx.seed, "final-z"))
         samples = generate(generator, z)
         rng = named_generator(ctx.seed, "final-lipschitz")
@@ -104,6 +106,9 @@ def evaluate_gans(ctx: RunContext, weights: dict, history: list[dict]) -> dict:
              **critic_lipschitz(critic, target.real(n, rng), samples[:n], rng)}
         rows = [r for r in history if r.get("dataset") == dataset]
         m.update(curve_summary(rows, dataset, iterations))
+        # KL to uniform is undefined when no sample is near a mode: recorded as null
+        m = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+             for k, v in m.items()}
         out["by_dataset"][dataset] = m
         for key, value in m.items():
             out[f"{dataset}_{key}"] = value

@@ -6,6 +6,7 @@ from kexue.training import Run, RunContext
 
 from .classifier import stage_name, stages, train_classifiers
 from .gan import train_gan
+from .store import flatten
 
 
 def train(ctx: RunContext) -> None:
@@ -16,9 +17,10 @@ def train(ctx: RunContext) -> None:
     else:
         weights, history = {}, []
         for dataset in cfg.gan.iterations:
-            weights[dataset], rows = train_gan(ctx, dataset)
+            nets, rows = train_gan(ctx, dataset)
+            weights.update({f"{dataset}/{name}": state for name, state in nets.items()})
             history += rows
         names = list(cfg.gan.iterations)
-    Run(ctx).finish(weights, history)
+    Run(ctx).finish(flatten(weights), history)
     for name in names:  # the finished stages' last checkpoints
         Run(ctx, stage=name).clear()
