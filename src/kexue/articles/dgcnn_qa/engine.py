@@ -138,6 +138,7 @@ def predict(model: torch.nn.Module, corpus: Corpus, cfg: RunConfig
     """(start, end) probabilities (global score included) per passage of every question, on the
     full, uncropped passages."""
     model.eval()
+    device = next(model.parameters()).device
     flat = [(i, k) for i in range(len(corpus)) for k in range(len(corpus.passages[i]))]
     flat.sort(key=lambda ik: len(corpus.passage_ids[ik[0]][ik[1]]))  # less padding
     out: list[list] = [[None] * len(ps) for ps in corpus.passages]
@@ -145,9 +146,9 @@ def predict(model: torch.nn.Module, corpus: Corpus, cfg: RunConfig
         chunk = flat[lo:lo + cfg.eval_batch_passages]
         q, _ = batch([corpus.question_ids[i] for i, _ in chunk])
         p, mask = batch([corpus.passage_ids[i][k] for i, k in chunk])
-        start, end, global_logit = model(q, p)
+        start, end, global_logit = model(q.to(device), p.to(device))
         gp = torch.sigmoid(global_logit).unsqueeze(1)
-        ps, pe = (torch.sigmoid(start) * gp).numpy(), (torch.sigmoid(end) * gp).numpy()
+        ps, pe = (torch.sigmoid(start) * gp).cpu().numpy(), (torch.sigmoid(end) * gp).cpu().numpy()
         lengths = mask.sum(1).tolist()
         for row, (i, k) in enumerate(chunk):
             out[i][k] = (ps[row, :lengths[row]], pe[row, :lengths[row]])
