@@ -13,19 +13,11 @@ from collections.abc import Sequence
 from typing import Literal
 
 Scoring = Literal["product", "sqrt"]
-SpanUnit = Literal["char", "half_alnum"]
-
-
-def span_cost(text: str, unit: SpanUnit) -> float:
-    """Length of a span: 1 per char, or (2018) ½ per ASCII letter or digit."""
-    if unit == "char":
-        return float(len(text))
-    return sum(0.5 if (c.isascii() and c.isalnum()) else 1.0 for c in text)
 
 
 def passage_candidates(text: str, start: Sequence[float], end: Sequence[float],
-                       threshold: float = 0.1, max_span: float = 12, scoring: Scoring = "product",
-                       unit: SpanUnit = "char") -> dict[str, float]:
+                       threshold: float = 0.1, max_span: int = 12, scoring: Scoring = "product"
+                       ) -> dict[str, float]:
     """{answer string: best span score} for one passage; ``start``/``end`` are the model's
     probabilities (global score included) per character of ``text``."""
     n = min(len(text), len(start), len(end))
@@ -37,9 +29,9 @@ def passage_candidates(text: str, start: Sequence[float], end: Sequence[float],
         for j in ends:
             if j < i:
                 continue
-            answer = text[i:j + 1]
-            if span_cost(answer, unit) > max_span:
+            if j - i >= max_span:
                 break
+            answer = text[i:j + 1]
             score = start[i] * end[j]
             if scoring == "sqrt":
                 score = math.sqrt(score)
@@ -67,8 +59,7 @@ def vote(candidates: Sequence[dict[str, float]]) -> tuple[str, float]:
 
 def decode_question(passages: Sequence[str], start: Sequence[Sequence[float]],
                     end: Sequence[Sequence[float]], threshold: float = 0.1,
-                    max_span: float = 12, scoring: Scoring = "product",
-                    unit: SpanUnit = "char") -> str:
+                    max_span: int = 12, scoring: Scoring = "product") -> str:
     """The voted answer of one question from the start/end probabilities of its passages."""
-    return vote([passage_candidates(p, s, e, threshold, max_span, scoring, unit)
+    return vote([passage_candidates(p, s, e, threshold, max_span, scoring)
                  for p, s, e in zip(passages, start, end, strict=True)])[0]

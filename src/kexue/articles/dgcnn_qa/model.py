@@ -1,4 +1,4 @@
-"""DGCNN (Su 2018/2019): dilated gated convolutions, attention pooling, global x start/end heads.
+"""DGCNN (Su 2019): dilated gated convolutions, attention pooling, global x start/end heads.
 
 Sequences are (B, L, D); masks are float (B, L, 1), 1 on real tokens (id > 0), 0 on padding.
 The model returns logits; the probabilities are sigmoid(head) * sigmoid(global), and the loss
@@ -6,8 +6,6 @@ works on their logs (``kexue.nn.losses``).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -17,41 +15,31 @@ MASK_NEGATIVE = -1e12  # Su's finite "minus infinity": an all-padding row gets a
 
 
 class GatedDilatedBlock(nn.Module):
-    """One conv to 2*width channels split into h and g; Y = X*(1-σ(g)) + h*σ(g) (highway
-    residual, 2019) or, when the width changes, Y = h*σ(g) (2018's fusion block). The input is
-    masked before the conv and the output after the block.
+    """One conv ('same', with bias) to 2*width channels split into h and g; Y = X*(1-σ(g)) +
+    h*σ(g), the highway residual. The input is masked before the conv and the output after the
+    block; in training, g gets (inverted) dropout before the sigmoid."""
 
-    Regularisers of the gate pre-activation g, training only: ``gate_dropout`` (2019: inverted
-    dropout) and ``gate_noise`` (2018: g * (1 + ε), ε ~ U[-gate_noise, gate_noise]).
-    """
-
-    def __init__(self, in_width: int, width: int, dilation: int = 1, kernel: int = 3,
-                 gate_dropout: float = 0.0, gate_noise: float = 0.0):
+    def __init__(self, width: int, dilation: int = 1, kernel: int = 3, gate_dropout: float = 0.0):
         super().__init__()
         if kernel % 2 != 1:
             raise ValueError(f"kernel must be odd for 'same' padding, got {kernel}")
-        self.conv = nn.Conv1d(in_width, 2 * width, kernel, dilation=dilation,
+        self.conv = nn.Conv1d(width, 2 * width, kernel, dilation=dilation,
                               padding=dilation * (kernel - 1) // 2)
-        self.residual = in_width == width
         self.gate_dropout = gate_dropout
-        self.gate_noise = gate_noise
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h, g = self.conv((x * mask).transpose(1, 2)).transpose(1, 2).chunk(2, dim=-1)
-        if self.training and self.gate_noise > 0:
-            g = g * (1 + (torch.rand_like(g) * 2 - 1) * self.gate_noise)
         g = torch.sigmoid(F.dropout(g, self.gate_dropout, self.training))
-        y = x * (1 - g) + h * g if self.residual else h * g
-        return y * mask
+        return (x * (1 - g) + h * g) * mask
 
 
 class AttentionPooling(nn.Module):
     """q = Σ_i λ_i x_i, λ = softmax_i(vᵀ act(W x_i)) over unmasked positions (padding gets
-    ``MASK_NEGATIVE``). 2019: act = tanh, no biases; ``bias=True`` for 2018's eq. 5 variant."""
+    ``MASK_NEGATIVE``); act = tanh, no biases, W square."""
 
-    def __init__(self, width: int, bias: bool = False):
+    def __init__(self, width: int):
         super().__init__()
-        self.proj = nn.Linear(width, width, bias=bias)
+        self.proj = nn.Linear(width, width, bias=False)
         self.score = nn.Linear(width, 1, bias=False)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -64,16 +52,6 @@ class AttentionPooling(nn.Module):
 def tile(q: torch.Tensor, length: int) -> torch.Tensor:
     """(B, D) -> (B, length, D)."""
     return q.unsqueeze(1).expand(-1, length, -1)
-
-
-def sinusoid_positions(length: int, width: int) -> torch.Tensor:
-    """Transformer position vectors (length, width): sin on even, cos on odd channels."""
-    pos = torch.arange(length, dtype=torch.float32).unsqueeze(1)
-    freq = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(10000.0) / width))
-    out = torch.zeros(length, width)
-    out[:, 0::2] = torch.sin(pos * freq)
-    out[:, 1::2] = torch.cos(pos * freq[: width // 2])
-    return out
 
 
 class DGCNN2019(nn.Module):
@@ -91,11 +69,11 @@ class DGCNN2019(nn.Module):
         self.embedding = nn.Embedding(vocab_size, width)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.question_blocks = nn.ModuleList(
-            GatedDilatedBlock(width, width, r, kernel, gate_dropout) for r in question_dilations)
+            GatedDilatedBlock(width, r, kernel, gate_dropout) for r in question_dilations)
         self.question_pool = AttentionPooling(width)
         self.fuse = nn.Linear(2 * width, width, bias=False)
         self.passage_blocks = nn.ModuleList(
-            GatedDilatedBlock(width, width, r, kernel, gate_dropout) for r in passage_dilations)
+            GatedDilatedBlock(width, r, kernel, gate_dropout) for r in passage_dilations)
         self.passage_pool = AttentionPooling(2 * width)
         self.global_head = nn.Linear(2 * width, 1)
         self.start_head = nn.Linear(2 * width, 1)
@@ -115,49 +93,5 @@ class DGCNN2019(nn.Module):
         for block in self.passage_blocks:
             p = block(p, pmask)
         p = torch.cat([p, tile(q, p.shape[1])], dim=-1)
-        global_logit = self.global_head(self.passage_pool(p, pmask)).squeeze(-1)
-        return self.start_head(p).squeeze(-1), self.end_head(p).squeeze(-1), global_logit
-
-
-class DGCNN2018(nn.Module):
-    """The 2018 layout (ablation; char tokens stand in for the word vectors, see config).
-
-    question: embed -> block (1) -> attention pooling -> q;
-    passage: concat(embed, tile q, position vector, hand features) -> GLU (no residual) ->
-    blocks (1, 2, 4) -> attention pooling -> global; heads σ(αᵀ tanh(W x + b) + β).
-    """
-
-    def __init__(self, vocab_size: int, n_features: int, width: int = 128,
-                 passage_dilations=(1, 2, 4), kernel: int = 3, gate_noise: float = 0.1,
-                 max_len: int = 100):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, width)
-        self.question_block = GatedDilatedBlock(width, width, 1, kernel, gate_noise=gate_noise)
-        self.question_pool = AttentionPooling(width)
-        self.register_buffer("positions", sinusoid_positions(max_len, width), persistent=False)
-        self.fusion = GatedDilatedBlock(3 * width + n_features, width, 1, 1, gate_noise=gate_noise)
-        self.passage_blocks = nn.ModuleList(
-            GatedDilatedBlock(width, width, r, kernel, gate_noise=gate_noise)
-            for r in passage_dilations)
-        self.passage_pool = AttentionPooling(width)
-        self.global_head = nn.Linear(width, 1)
-        self.start_head = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 1))
-        self.end_head = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 1))
-
-    def forward(self, question: torch.Tensor, passage: torch.Tensor, features: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """ids (B, Lq), (B, Lp), features (B, Lp, F) -> start, end (B, Lp), global (B,)."""
-        if passage.shape[1] > self.positions.shape[0]:
-            raise ValueError(f"passage length {passage.shape[1]} > max_len "
-                             f"{self.positions.shape[0]}")
-        qmask = (question > 0).unsqueeze(-1).float()
-        pmask = (passage > 0).unsqueeze(-1).float()
-        q = self.question_pool(self.question_block(self.embedding(question), qmask), qmask)
-        length = passage.shape[1]
-        pos = self.positions[:length].unsqueeze(0).expand(passage.shape[0], -1, -1)
-        p = torch.cat([self.embedding(passage), tile(q, length), pos, features], dim=-1)
-        p = self.fusion(p, pmask)
-        for block in self.passage_blocks:
-            p = block(p, pmask)
         global_logit = self.global_head(self.passage_pool(p, pmask)).squeeze(-1)
         return self.start_head(p).squeeze(-1), self.end_head(p).squeeze(-1), global_logit
