@@ -55,6 +55,8 @@ class Dataset:
     mirror_subset: tuple[RemoteFile, ...] = ()
     # image datasets: the reader of kexue.data.images ("idx" for MNIST-format files)
     reader: str = ""
+    # local: what a user folder must hold (files or folders), checked before anything is read
+    required: tuple[str, ...] = ()
 
 
 _MNIST_URLS = (
@@ -131,6 +133,7 @@ DATASETS: dict[str, Dataset] = {
             name="tianchi_spectra",
             kind="local",
             description="Tianchi 2018 LAMOST DR3 competition spectra (user-supplied; not public)",
+            required=("first_train_index_20180131.csv", "first_train_data_20180131"),
             citation="Tianchi 天体光谱智能分类, raceId 231646",
         ),
         Dataset(
