@@ -282,8 +282,13 @@ def build(seed: int = SEED, n_train: int | None = None, n_valid: int | None = No
 
 def generate(dest: Path) -> None:
     """The registry's generator: the default-profile sizes (smoke takes a prefix)."""
+    write(dest)
+
+
+def write(dest: Path, **sizes) -> None:
+    """Write the four files of ``build(**sizes)`` into ``dest``."""
     dest = Path(dest)
-    train, train_expand, valid, valid_expand = build()
+    train, train_expand, valid, valid_expand = build(**sizes)
     save_su_json(dest / "train.json", train)
     save_su_json(dest / "valid.json", valid)
     _write_expand(dest / "train_expand", train_expand)
