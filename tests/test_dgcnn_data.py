@@ -179,3 +179,34 @@ def test_generate_writes_the_files(tmp_path, monkeypatch):
     assert len(load_su_json(tmp_path / "train.json").questions) == 20
     ref = Reference.load(tmp_path / "valid_expand")
     assert len(ref.expand) == 10
+
+
+def test_prepare_su_2019_mix_from_the_mirror_samples(shared_datasets, tmp_path):
+    """SogouQA + WebQA in Su's format (the mirror's samples as user folders): the i % 3 split,
+    Sogou training questions twice, all of WebQA, the validation answers for the metric."""
+    import shutil
+
+    from kexue.articles.dgcnn_qa.config import DataConfig
+    from kexue.articles.dgcnn_qa.data import load_prepared, prepare
+
+    sogou, webqa = tmp_path / "sogou", tmp_path / "webqa"
+    sogou.mkdir()
+    webqa.mkdir()
+    sample = shared_datasets / "sogouqa-sample"
+    shutil.copy(sample / "SogouQA.json", sogou)
+    shutil.copy(sample / "evaluate_tool" / "qid_answer_expand", sogou)
+    shutil.copy(shared_datasets / "webqa-sample" / "WebQA.json", webqa)
+    prepare(DataConfig(min_count=1), {"sogouqa": sogou, "webqa": webqa}, tmp_path / "out",
+            "official")
+    train, copies, valid, ref, vocab, meta = load_prepared(tmp_path / "out")
+    assert len(valid) == 7 and len(train) == 14 + 11  # 21 Sogou questions: 7 validate
+    assert copies == [2] * 14 + [1] * 11 and meta["n_train_samples_per_epoch"] == 39
+    assert not {q.id for q in valid} & {q.id for q in train}
+    assert set(ref.expand) == {q.id for q in valid}
+    assert all(ref.gold[q] in ref.expand[q] for q in ref.expand)
+    assert meta["complete_data"] and not meta["synthetic"]
+    again = tmp_path / "again"
+    prepare(DataConfig(min_count=1), {"sogouqa": sogou, "webqa": webqa}, again, "official")
+    assert [q.id for q in load_prepared(again)[2]] == [q.id for q in valid]  # fixed split seed
+    with pytest.raises(DataError, match="no corpus"):
+        prepare(DataConfig(), {"webqa": webqa}, tmp_path / "x", "official")

@@ -195,7 +195,8 @@ DATASETS: dict[str, Dataset] = {
                          "and the official answers evaluate_tool/qid_answer_expand, copied "
                          "into one folder (data_dirs.sogouqa)"),
             citation="CIPS-SOGOU QA 2017; Su's SogouQA.json (kexue.fm/archives/6906)",
-            licence="competition data, research only; no published checksum (recorded at use)",
+            licence="competition data, research only; no published checksum",
+            required=("SogouQA.json", "qid_answer_expand"),
         ),
         Dataset(
             name="webqa",
@@ -203,6 +204,7 @@ DATASETS: dict[str, Dataset] = {
             description="WebQA in Su's JSON format: WebQA.json (42,223 questions; data_dirs.webqa)",
             citation="Li et al. (2016), arXiv 1607.06275; Su's WebQA.json",
             licence="no licence found: research only",
+            required=("WebQA.json",),
         ),
         Dataset(
             name="webqa_v1",
