@@ -204,6 +204,7 @@ def test_prepare_su_2019_mix_from_the_mirror_samples(shared_datasets, tmp_path):
     assert not {q.id for q in valid} & {q.id for q in train}
     assert set(ref.expand) == {q.id for q in valid}
     assert all(ref.gold[q] in ref.expand[q] for q in ref.expand)
+    assert all(c in vocab for c in valid[0].question)  # Su: the vocabulary covers every text
     assert meta["complete_data"] and not meta["synthetic"]
     again = tmp_path / "again"
     prepare(DataConfig(min_count=1), {"sogouqa": sogou, "webqa": webqa}, again, "official")
