@@ -23,13 +23,15 @@ from torch.optim.swa_utils import AveragedModel
 from kexue.articles.dgcnn_qa.config import RunConfig
 from kexue.articles.dgcnn_qa.decoding import passage_candidates, vote
 from kexue.data.qa import Question, answer_spans
+from kexue.errors import UserError
 from kexue.metrics.sogou import Reference, SogouScore, score_predictions
 from kexue.nn.losses import binary_focal_loss, log_sigmoid_product, masked_mean
 from kexue.text import Vocabulary, batch
 
 
-class HeadsCollapsed(RuntimeError):
-    """Both heads predict (almost) nothing on the validation set: the known all-zero collapse."""
+class HeadsCollapsed(UserError, RuntimeError):
+    """Both heads predict (almost) nothing on the validation set: the known all-zero collapse
+    (a user error, as a NaN loss: the message says what to change)."""
 
 
 @dataclass
