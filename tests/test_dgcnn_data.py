@@ -211,3 +211,20 @@ def test_prepare_su_2019_mix_from_the_mirror_samples(shared_datasets, tmp_path):
     assert [q.id for q in load_prepared(again)[2]] == [q.id for q in valid]  # fixed split seed
     with pytest.raises(DataError, match="no corpus"):
         prepare(DataConfig(), {"webqa": webqa}, tmp_path / "x", "official")
+
+
+def test_webqa_zip_without_published_checksum_has_its_sha256_recorded(tmp_path):
+    import hashlib
+
+    from kexue.data.fetch import ChecksumError, verify_file
+    from kexue.data.registry import RemoteFile, get_dataset
+
+    (rf,) = get_dataset("webqa_v1").files
+    assert rf.record_sha256 and rf.sha256 is None and rf.md5 is None
+    z = _zip(tmp_path / "WebQA.v1.0.zip", [("WebQA.v1.0/me_train.json", json.dumps(WEBQA_V1), 0)])
+    check = verify_file(z, rf, "test")
+    assert check["hash"] == hashlib.sha256(z.read_bytes()).hexdigest()
+    assert "recorded at first download" in check["verified"]
+    # a file without any checksum and without the flag is still refused
+    with pytest.raises(ChecksumError, match="no checksum"):
+        verify_file(z, RemoteFile("x.zip", ()), "test")
