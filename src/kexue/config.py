@@ -45,7 +45,7 @@ TOP_LEVEL_KEYS = {"profile", "data_source", "device", "mirror", "data_dirs", "ar
 BLOCK_KEYS = ("data", "seeds", "runs", "official")
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
-__all__ = ["ConfigError", "Positive", "NonNegative", "Probability", "Range"]
+__all__ = ["ConfigError", "NonNegative", "Positive", "Probability", "Range"]
 
 
 # --------------------------------------------------------------------------- value checking

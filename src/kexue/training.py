@@ -130,7 +130,7 @@ class Checkpointer:
                 continue
             try:
                 state = load_torch(path, map_location=map_location)
-            except Exception as e:  # truncated, corrupted or not a checkpoint at all
+            except Exception as e:  # noqa: BLE001 - truncated, corrupted, or no checkpoint at all
                 print(f"warning: checkpoint {path} is unreadable ({type(e).__name__}); "
                       f"{'trying the previous one' if candidate == 'last' else 'ignoring it'}",
                       file=sys.stderr)

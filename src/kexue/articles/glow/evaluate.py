@@ -63,7 +63,7 @@ def evaluate(ctx: RunContext) -> dict:
 
 def save_sample_grids(model: Glow, cfg: RunConfig, meta: dict, out: Path) -> dict:
     """One PNG grid per temperature, from the same base noise (so grids differ only in T)."""
-    c, h, w = meta["shape"]
+    h = meta["shape"][1]
     files = {}
     for t in cfg.temperatures:
         x = model.sample(cfg.n_samples, t, named_generator(cfg.seed, "samples"))

@@ -17,7 +17,6 @@ from .config import RunConfig
 from .data import load_prepared
 from .model import Glow, build_model
 
-
 # Su's x/256 - 0.5 + U[0, 1/256): the data cube centred on 0
 OFFSET = -0.5
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from kexue.data.spectra import CLASSES, wavelength_grid
 from kexue.io import load_torch
@@ -18,7 +17,6 @@ from kexue.training import RunContext, read_history
 from .data import load_prepared
 from .model import build_model
 from .train import predict
-
 
 
 def _load_model(ctx: RunContext, task: str):

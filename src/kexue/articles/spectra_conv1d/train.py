@@ -9,11 +9,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kexue.rng import epoch_permutation, step_generator
-from kexue.training import LoopResult, Run, RunContext, autocast
-
 from kexue.data.spectra import CLASSES
 from kexue.metrics.classification import macro_f1, per_class_f1
+from kexue.rng import epoch_permutation, step_generator
+from kexue.training import LoopResult, Run, RunContext, autocast
 
 from .data import ClassMixSampler, load_prepared, to_input
 from .model import SpectraNet, build_model, score_loss
