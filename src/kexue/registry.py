@@ -59,7 +59,9 @@ ARTICLES: dict[str, Article] = {
             id="dgcnn_qa",
             title="DGCNN reading-comprehension QA (基于CNN的阅读理解式问答模型：DGCNN)",
             url="https://kexue.fm/archives/5409",
-            planned=True,
+            # embedded: SYNTHETIC KB-QA; official: Su's SogouQA.json + WebQA.json (user folders);
+            # E6 (data.datasets: [webqa-sample]) and the WebQA zip (webqa_v1) are chosen in params
+            datasets={"embedded": ("kbqa",), "official": ("sogouqa", "webqa")},
         ),
         Article(
             id="amsoftmax_sim",
