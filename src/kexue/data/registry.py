@@ -166,6 +166,32 @@ DATASETS: dict[str, Dataset] = {
             citation="Liu, Luo, Wang & Tang (2015), Deep Learning Face Attributes in the Wild",
             licence="CelebA agreement: non-commercial research only, no redistribution",
         ),
+        Dataset(
+            name="lcqmc",
+            kind="remote",
+            description=("LCQMC Chinese question pairs (Baidu Zhidao), s1<TAB>s2<TAB>label: dev "
+                         "8,802 + test 12,500 pairs (train.txt is not used)"),
+            # Distributed on application only (no public URL): read from a mirror or from
+            # data_dirs.lcqmc. The sha256s are the offline mirror's (no official checksum).
+            files=(
+                RemoteFile("dev.txt", (), sha256=(
+                    "d3cd41ed89b8f6196a76ebff2aa03d5ecf42edcd12942aa865d34f7e570af7c2")),
+                RemoteFile("test.txt", (), sha256=(
+                    "8969f9c16050f40df9da6f591443a47bc14c17a504a354ee4cc4ab5b9aa303d9")),
+            ),
+            citation=("Liu et al. (2018), LCQMC: A Large-scale Chinese Question Matching "
+                      "Corpus, COLING"),
+            licence="HIT Shenzhen terms: non-commercial research, internal use, no redistribution",
+            notes=(("apply at http://icrc.hitsz.edu.cn/info/1037/1146.htm, then set "
+                    "data_dirs.lcqmc to the folder holding dev.txt and test.txt"),),
+        ),
+        Dataset(
+            name="tongyiju",
+            kind="local",
+            description=("Su's private synonymous-sentence groups, tongyiju.csv "
+                         "(group_id<TAB>sentence, ~100k groups; user-supplied)"),
+            citation="kexue.fm/archives/5743 (the corpus is not shared)",
+        ),
     ]
 }
 
