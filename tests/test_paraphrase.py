@@ -58,18 +58,18 @@ def test_noise_operations():
 
     rng = random.Random(0)
     quiet = ParaphraseNoise(reorder=0, synonym=0, prefix=0, particle=0, typo=0)
-    assert make_sentence("{X}一般有多高", "布艺沙发", quiet, rng) == "布艺沙发一般有多高"
+    assert make_sentence("{X}一般有多高", ("布艺", "沙发"), quiet, rng) == "布艺沙发一般有多高"
     swapped = ParaphraseNoise(reorder=1, synonym=1, prefix=0, particle=0, typo=0)
-    assert make_sentence("{X}有多高，一般来说", "沙发", swapped, rng) == "通常来说，沙发有多高"
+    assert make_sentence("{X}有多高，一般来说", ("", "沙发"), swapped, rng) == "通常来说，沙发有多高"
     loud = ParaphraseNoise(reorder=0, synonym=0, prefix=1, particle=1, typo=0)
-    s = make_sentence("{X}多少钱", "小米手机", loud, rng)
+    s = make_sentence("{X}多少钱", ("小米", "手机"), loud, rng)
     assert re.fullmatch(r"(请问|我想知道|想问一下|谁知道|问一下)小米手机多少钱[呢啊吗?？]", s)
     # Typos: about 3 % of the confusable characters change, always to a listed confusable.
     typo = ParaphraseNoise(reorder=0, synonym=0, prefix=0, particle=0, typo=0.03)
     text = "的在做哪几么高钱买是" * 10
     changed = 0
     for _ in range(300):
-        out = make_sentence(text + "{X}", "", typo, rng)
+        out = make_sentence(text + "{X}", ("", ""), typo, rng)
         for a, b in zip(text, out):
             if a != b:
                 assert b in CONFUSABLE[a]
@@ -80,3 +80,41 @@ def test_noise_operations():
 def test_too_many_groups_is_an_error():
     with pytest.raises(ValueError, match="values_per_type"):
         generate(100_000, values_per_type=300)
+
+
+def test_lexicon_round_trips_through_the_embedded_file(tmp_path):
+    from kexue.data.paraphrase import LEXICON, read_lexicon, write_lexicon
+
+    write_lexicon(tmp_path)
+    first = (tmp_path / "lexicon.json").read_bytes()
+    assert read_lexicon(tmp_path) == LEXICON
+    write_lexicon(tmp_path)
+    assert (tmp_path / "lexicon.json").read_bytes() == first
+    lex = read_lexicon(tmp_path)
+    assert generate(40, seed=5, lex=lex).groups == generate(40, seed=5).groups
+
+
+def test_head_only_names_the_value_by_its_head():
+    import random
+
+    rng = random.Random(0)
+    vague = ParaphraseNoise(reorder=0, synonym=0, prefix=0, particle=0, typo=0, head_only=1)
+    assert make_sentence("{X}一般有多高", ("布艺", "沙发"), vague, rng) == "沙发一般有多高"
+
+
+def test_bad_lexicon_is_a_data_error(tmp_path):
+    from kexue.data.paraphrase import read_lexicon
+    from kexue.errors import DataError
+
+    (tmp_path / "lexicon.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(DataError, match="lexicon.json: not a paraphrase lexicon"):
+        read_lexicon(tmp_path)
+
+
+def test_the_embedded_dataset_is_generated_with_provenance(tmp_path):
+    from kexue.data.fetch import generate_dataset
+    from kexue.data.paraphrase import LEXICON, read_lexicon
+
+    generate_dataset("paraphrase_lexicon", tmp_path / "raw")
+    assert read_lexicon(tmp_path / "raw") == LEXICON
+    assert (tmp_path / "raw" / "PROVENANCE.json").is_file()

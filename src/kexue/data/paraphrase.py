@@ -12,14 +12,23 @@ Open set: the slot values are split first, and held-out groups use only values n
 training group. Groups come back in ``tongyiju.csv`` order: training groups first, held-out
 groups last. Everything is a pure function of the seed (``random.Random``).
 
+The word lists form a :class:`Lexicon`; the embedded dataset ``paraphrase_lexicon`` is that
+lexicon written as JSON (``write_lexicon``), and the prepare stage samples groups from it with
+the sizes and noise of params.yaml.
+
 All the numbers here are project choices [assumption], not Su's; every report calls this data
 synthetic.
 """
 
 from __future__ import annotations
 
+import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from kexue.errors import DataError
+from kexue.io import atomic_path
 
 LABEL = "synthetic paraphrase groups (embedded generator)"
 
@@ -142,33 +151,76 @@ class ParaphraseNoise:
     """How each sentence is varied; probabilities per sentence unless said otherwise."""
 
     reorder: float = 0.5  # swap the two clauses of a template that has a "，"
-    synonym: float = 0.5  # per occurrence of a SYNONYMS word
+    synonym: float = 0.5  # per occurrence of a synonym-list word
     prefix: float = 0.3
     particle: float = 0.3
-    typo: float = 0.03  # per character with an entry in CONFUSABLE
+    typo: float = 0.03  # per character that has confusables
+    # name the value by its head only ("沙发" for "布艺沙发", "老师" for "王老师"): such a
+    # sentence could belong to any group of its intent and head, a genuine ambiguity that keeps
+    # retrieval below 1.0 (the calibration knob)
+    head_only: float = 0.0
+
+
+Value = tuple[str, str]  # (modifier, head)
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    slot_pools: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]  # type -> (modifiers, heads)
+    intents: tuple[tuple[str, tuple[str, ...]], ...]  # (slot type or ANY, templates)
+    synonyms: tuple[tuple[str, str], ...]
+    prefixes: tuple[str, ...]
+    particles: tuple[str, ...]
+    confusable: dict[str, str]  # character -> the characters it may be mistyped as
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Lexicon:
+        return cls({k: (tuple(m), tuple(h)) for k, (m, h) in d["slot_pools"].items()},
+                   tuple((kind, tuple(ts)) for kind, ts in d["intents"]),
+                   tuple((a, b) for a, b in d["synonyms"]), tuple(d["prefixes"]),
+                   tuple(d["particles"]), dict(d["confusable"]))
+
+
+LEXICON = Lexicon(SLOT_POOLS, INTENTS, SYNONYMS, PREFIXES, PARTICLES, CONFUSABLE)
+LEXICON_FILE = "lexicon.json"
+
+
+def write_lexicon(dest: Path) -> None:
+    """The embedded dataset ``paraphrase_lexicon``: ``lexicon.json``, byte-reproducible."""
+    with atomic_path(Path(dest) / LEXICON_FILE) as tmp:
+        tmp.write_text(json.dumps(asdict(LEXICON), ensure_ascii=False, indent=1) + "\n",
+                       encoding="utf-8")
+
+
+def read_lexicon(folder: Path) -> Lexicon:
+    path = Path(folder) / LEXICON_FILE
+    try:
+        return Lexicon.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a paraphrase lexicon ({type(e).__name__}: {e})") from None
 
 
 @dataclass
 class ParaphraseCorpus:
     groups: list[list[str]]  # training groups first, then the held-out ones
     n_train: int
-    intents: list[int]  # per group: index into INTENTS
+    intents: list[int]  # per group: index into the lexicon's intents
     values: list[str]  # per group: the slot value
     settings: dict = field(default_factory=dict)
     label: str = LABEL
 
 
-def slot_values(kind: str, n: int, rng: random.Random) -> list[str]:
-    """``n`` distinct values of one type, drawn from every modifier + head combination."""
-    modifiers, heads = SLOT_POOLS[kind]
-    pool = [m + h for m in modifiers for h in heads]
+def slot_values(lex: Lexicon, kind: str, n: int, rng: random.Random) -> list[Value]:
+    """``n`` distinct values of one type, drawn from every (modifier, head) combination."""
+    modifiers, heads = lex.slot_pools[kind]
+    pool = [(m, h) for m in modifiers for h in heads]
     if n > len(pool):
         raise ValueError(f"{kind}: {n} values asked, the pool has {len(pool)}")
     return rng.sample(pool, n)
 
 
-def _swap_synonyms(text: str, p: float, rng: random.Random) -> str:
-    partner = {a: b for a, b in SYNONYMS} | {b: a for a, b in SYNONYMS}
+def _swap_synonyms(text: str, synonyms, p: float, rng: random.Random) -> str:
+    partner = {a: b for a, b in synonyms} | {b: a for a, b in synonyms}
     words = sorted(partner, key=len, reverse=True)
     out, i = [], 0
     while i < len(text):
@@ -182,66 +234,70 @@ def _swap_synonyms(text: str, p: float, rng: random.Random) -> str:
     return "".join(out)
 
 
-def _typos(text: str, p: float, rng: random.Random) -> str:
-    return "".join(rng.choice(CONFUSABLE[c]) if c in CONFUSABLE and rng.random() < p else c
+def _typos(text: str, confusable: dict[str, str], p: float, rng: random.Random) -> str:
+    return "".join(rng.choice(confusable[c]) if c in confusable and rng.random() < p else c
                    for c in text)
 
 
-def make_sentence(template: str, value: str, noise: ParaphraseNoise, rng: random.Random) -> str:
+def make_sentence(template: str, value: Value, noise: ParaphraseNoise, rng: random.Random,
+                  lex: Lexicon = LEXICON) -> str:
+    modifier, head = value
+    name = head if rng.random() < noise.head_only else modifier + head
     clauses = template.split("，")
     if len(clauses) == 2 and rng.random() < noise.reorder:
         clauses.reverse()
     # Synonyms change the template only, never the value ("智能门锁" keeps its "能").
-    text = _swap_synonyms("，".join(clauses), noise.synonym, rng).replace("{X}", value)
+    text = _swap_synonyms("，".join(clauses), lex.synonyms, noise.synonym, rng)
+    text = text.replace("{X}", name)
     if rng.random() < noise.prefix:
-        text = rng.choice(PREFIXES) + text
+        text = rng.choice(lex.prefixes) + text
     if rng.random() < noise.particle:
-        text += rng.choice(PARTICLES)
-    return _typos(text, noise.typo, rng)
+        text += rng.choice(lex.particles)
+    return _typos(text, lex.confusable, noise.typo, rng)
 
 
-def _group(templates: tuple[str, ...], value: str, size: int, noise: ParaphraseNoise,
-           rng: random.Random) -> list[str]:
+def _group(templates: tuple[str, ...], value: Value, size: int, noise: ParaphraseNoise,
+           rng: random.Random, lex: Lexicon) -> list[str]:
     """``size`` distinct sentences (fewer only if 50 draws per sentence cannot find them)."""
     seen: dict[str, None] = {}
     for _ in range(50 * size):
-        seen.setdefault(make_sentence(rng.choice(templates), value, noise, rng))
+        seen.setdefault(make_sentence(rng.choice(templates), value, noise, rng, lex))
         if len(seen) == size:
             break
     return list(seen)
 
 
-def _pairs(values: dict[str, list[str]]) -> list[tuple[int, str]]:
+def _pairs(lex: Lexicon, values: dict[str, list[Value]]) -> list[tuple[int, Value]]:
     """Every (intent index, value) whose types match."""
-    return [(i, v) for i, (kind, _) in enumerate(INTENTS)
+    return [(i, v) for i, (kind, _) in enumerate(lex.intents)
             for k, vs in values.items() if kind in (k, ANY) for v in vs]
 
 
 def generate(n_groups: int, heldout_fraction: float = 0.1, values_per_type: int = 300,
              min_size: int = 5, max_size: int = 10, noise: ParaphraseNoise | None = None,
-             seed: int = 0) -> ParaphraseCorpus:
+             seed: int = 0, lex: Lexicon = LEXICON) -> ParaphraseCorpus:
     """``n_groups`` groups, the last ``round(n_groups * heldout_fraction)`` held out, built on
     slot values that no training group uses."""
     noise = noise or ParaphraseNoise()
     rng = random.Random(seed)
     n_heldout = round(n_groups * heldout_fraction)
     train_values, heldout_values = {}, {}
-    for kind in SLOT_POOLS:
-        values = slot_values(kind, values_per_type, rng)
+    for kind in lex.slot_pools:
+        values = slot_values(lex, kind, values_per_type, rng)
         cut = max(1, round(len(values) * heldout_fraction))
         heldout_values[kind], train_values[kind] = values[:cut], values[cut:]
     chosen = []
     for values, n, what in ((train_values, n_groups - n_heldout, "training"),
                             (heldout_values, n_heldout, "held-out")):
-        pairs = _pairs(values)
+        pairs = _pairs(lex, values)
         if n > len(pairs):
             raise ValueError(f"{n} {what} groups asked, only {len(pairs)} (intent, value) pairs "
                              f"exist: raise values_per_type")
         chosen += rng.sample(pairs, n)
-    groups = [_group(INTENTS[i][1], v, rng.randint(min_size, max_size), noise, rng)
+    groups = [_group(lex.intents[i][1], v, rng.randint(min_size, max_size), noise, rng, lex)
               for i, v in chosen]
     settings = {"n_groups": n_groups, "heldout_fraction": heldout_fraction,
                 "values_per_type": values_per_type, "min_size": min_size, "max_size": max_size,
                 "seed": seed, **{f"noise.{k}": v for k, v in vars(noise).items()}}
     return ParaphraseCorpus(groups, n_groups - n_heldout, [i for i, _ in chosen],
-                            [v for _, v in chosen], settings)
+                            ["".join(v) for _, v in chosen], settings)

@@ -167,6 +167,15 @@ DATASETS: dict[str, Dataset] = {
             licence="CelebA agreement: non-commercial research only, no redistribution",
         ),
         Dataset(
+            name="paraphrase_lexicon",
+            kind="embedded",
+            description=("the in-code Chinese lexicon (40 one-slot question intents, typed slot "
+                         "pools, synonyms, particles, confusable characters) from which "
+                         "SYNTHETIC paraphrase groups are sampled"),
+            generator="kexue.data.paraphrase:write_lexicon",
+            licence="written for this project",
+        ),
+        Dataset(
             name="lcqmc",
             kind="remote",
             description=("LCQMC Chinese question pairs (Baidu Zhidao), s1<TAB>s2<TAB>label: dev "
