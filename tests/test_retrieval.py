@@ -92,3 +92,22 @@ def test_batched_equals_a_loop_over_queries_with_ties_and_blocks():
 
 def test_unhittable_counts_singleton_groups():
     assert unhittable_queries(torch.tensor([4, 4, 7, 9, 9, 9, 2])) == 2
+
+
+def test_group_separation_by_hand():
+    from kexue.metrics.retrieval import group_separation
+
+    # s0 (A): same 20°, other 30°; s1 (A): same 20°, other 10°; s2 (B): same 90°, other 10°;
+    # s3 (B): same 90°, other 100°; s4 (C) cannot hit and is left out.
+    sep = group_separation(on_circle(ANGLES), torch.tensor(GROUPS), block=2)
+    c = lambda d: math.cos(math.radians(d))
+    assert sep["same"] == pytest.approx((c(20) * 2 + c(90) * 2) / 4)
+    assert sep["other"] == pytest.approx((c(30) + c(10) + c(10) + c(100)) / 4)
+    assert sep["gap"] == pytest.approx(sep["same"] - sep["other"])
+
+
+def test_neighbours_of_chosen_queries_equal_those_of_all():
+    enc = on_circle(ANGLES + [30])
+    every = ranked_neighbours(enc, 3, exclude_self=True, block=2)
+    some = ranked_neighbours(enc, 3, exclude_self=True, queries=torch.tensor([5, 1]), block=1)
+    assert torch.equal(some, every[[5, 1]])

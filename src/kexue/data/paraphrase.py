@@ -210,13 +210,21 @@ class ParaphraseCorpus:
     label: str = LABEL
 
 
-def slot_values(lex: Lexicon, kind: str, n: int, rng: random.Random) -> list[Value]:
-    """``n`` distinct values of one type, drawn from every (modifier, head) combination."""
-    modifiers, heads = lex.slot_pools[kind]
-    pool = [(m, h) for m in modifiers for h in heads]
-    if n > len(pool):
-        raise ValueError(f"{kind}: {n} values asked, the pool has {len(pool)}")
-    return rng.sample(pool, n)
+def split_values(lex: Lexicon, kind: str, n_train: int, heads: int, modifiers: int,
+                 rng: random.Random) -> tuple[list[Value], list[Value]]:
+    """(training values, held-out values) of one type, disjoint. The held-out values are
+    ``modifiers`` modifiers on each of ``heads`` heads, so that held-out groups are dense in
+    confusers (same head, other modifier); the training values are ``n_train`` of the rest."""
+    all_modifiers, all_heads = lex.slot_pools[kind]
+    if heads > len(all_heads) or modifiers > len(all_modifiers):
+        raise ValueError(f"{kind}: {heads} heads x {modifiers} modifiers asked, the pool has "
+                         f"{len(all_heads)} x {len(all_modifiers)}")
+    heldout = [(m, h) for h in rng.sample(all_heads, heads)
+               for m in rng.sample(all_modifiers, modifiers)]
+    rest = sorted(set((m, h) for m in all_modifiers for h in all_heads) - set(heldout))
+    if n_train > len(rest):
+        raise ValueError(f"{kind}: {n_train} training values asked, {len(rest)} are left")
+    return rng.sample(rest, n_train), heldout
 
 
 def _swap_synonyms(text: str, synonyms, p: float, rng: random.Random) -> str:
@@ -274,30 +282,32 @@ def _pairs(lex: Lexicon, values: dict[str, list[Value]]) -> list[tuple[int, Valu
 
 
 def generate(n_groups: int, heldout_fraction: float = 0.1, values_per_type: int = 300,
-             min_size: int = 5, max_size: int = 10, noise: ParaphraseNoise | None = None,
-             seed: int = 0, lex: Lexicon = LEXICON) -> ParaphraseCorpus:
+             heldout_heads: int = 4, heldout_modifiers: int = 3, min_size: int = 5,
+             max_size: int = 10, noise: ParaphraseNoise | None = None, seed: int = 0,
+             lex: Lexicon = LEXICON) -> ParaphraseCorpus:
     """``n_groups`` groups, the last ``round(n_groups * heldout_fraction)`` held out, built on
-    slot values that no training group uses."""
+    slot values that no training group uses (see ``split_values``)."""
     noise = noise or ParaphraseNoise()
     rng = random.Random(seed)
     n_heldout = round(n_groups * heldout_fraction)
     train_values, heldout_values = {}, {}
     for kind in lex.slot_pools:
-        values = slot_values(lex, kind, values_per_type, rng)
-        cut = max(1, round(len(values) * heldout_fraction))
-        heldout_values[kind], train_values[kind] = values[:cut], values[cut:]
+        train_values[kind], heldout_values[kind] = split_values(
+            lex, kind, values_per_type, heldout_heads, heldout_modifiers, rng)
     chosen = []
     for values, n, what in ((train_values, n_groups - n_heldout, "training"),
                             (heldout_values, n_heldout, "held-out")):
         pairs = _pairs(lex, values)
         if n > len(pairs):
             raise ValueError(f"{n} {what} groups asked, only {len(pairs)} (intent, value) pairs "
-                             f"exist: raise values_per_type")
+                             f"exist: raise values_per_type or heldout_heads/heldout_modifiers")
         chosen += rng.sample(pairs, n)
     groups = [_group(lex.intents[i][1], v, rng.randint(min_size, max_size), noise, rng, lex)
               for i, v in chosen]
     settings = {"n_groups": n_groups, "heldout_fraction": heldout_fraction,
-                "values_per_type": values_per_type, "min_size": min_size, "max_size": max_size,
-                "seed": seed, **{f"noise.{k}": v for k, v in vars(noise).items()}}
+                "values_per_type": values_per_type, "heldout_heads": heldout_heads,
+                "heldout_modifiers": heldout_modifiers, "min_size": min_size,
+                "max_size": max_size, "seed": seed,
+                **{f"noise.{k}": v for k, v in vars(noise).items()}}
     return ParaphraseCorpus(groups, n_groups - n_heldout, [i for i, _ in chosen],
                             ["".join(v) for _, v in chosen], settings)

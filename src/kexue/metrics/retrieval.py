@@ -19,17 +19,19 @@ import torch
 
 
 def ranked_neighbours(encodings: torch.Tensor, k: int, exclude_self: bool = False,
-                      block: int = 2048) -> torch.Tensor:
-    """(N, k) indices of the k highest dot products of each row with all rows, ties to the
-    lower index; ``exclude_self`` removes each query from its own ranking."""
+                      block: int = 2048, queries: torch.Tensor | None = None) -> torch.Tensor:
+    """(Q, k) indices of the k highest dot products of each query with all rows, ties to the
+    lower index; ``exclude_self`` removes each query from its own ranking. The queries are all
+    rows, or the row indices ``queries``."""
     n = encodings.shape[0]
+    if queries is None:
+        queries = torch.arange(n, device=encodings.device)
     k = min(k, n - 1 if exclude_self else n)
     out = []
-    for start in range(0, n, block):
-        scores = encodings[start:start + block] @ encodings.T
+    for chunk in queries.to(encodings.device).split(block):
+        scores = encodings[chunk] @ encodings.T
         if exclude_self:
-            rows = torch.arange(scores.shape[0], device=scores.device)
-            scores[rows, rows + start] = -torch.inf
+            scores[torch.arange(len(chunk), device=scores.device), chunk] = -torch.inf
         # A stable descending sort keeps equal scores in index order.
         order = torch.sort(scores, dim=1, descending=True, stable=True).indices
         out.append(order[:, :k])
@@ -75,3 +77,23 @@ def retrieval_metrics(encodings: torch.Tensor, groups: torch.Tensor,
     metrics = {f"top{k}": v for k, v in su.items()}
     metrics |= {f"top{k}_own_group": v for k, v in own.items()}
     return metrics | {"queries": len(groups), "unhittable": unhittable_queries(groups)}
+
+
+def group_separation(encodings: torch.Tensor, groups: torch.Tensor, block: int = 2048
+                     ) -> dict[str, float]:
+    """How far apart the groups sit, over the queries that can hit: the mean of each query's
+    highest cosine to its own group (``same``) and to any other group (``other``); ``gap`` =
+    same - other, positive when the nearest neighbour is usually a synonym."""
+    groups = groups.to(encodings.device)
+    same, other = [], []
+    for start in range(0, len(groups), block):
+        scores = encodings[start:start + block] @ encodings.T
+        rows = torch.arange(scores.shape[0], device=scores.device)
+        scores[rows, rows + start] = -torch.inf
+        is_same = groups[start:start + block, None] == groups[None]
+        same.append(scores.masked_fill(~is_same, -torch.inf).max(dim=1).values)
+        other.append(scores.masked_fill(is_same, -torch.inf).max(dim=1).values)
+    same, other = torch.cat(same), torch.cat(other)
+    ok = torch.isfinite(same) & torch.isfinite(other)
+    return {"same": same[ok].mean().item(), "other": other[ok].mean().item(),
+            "gap": (same[ok] - other[ok]).mean().item()}
