@@ -1,1 +1,1 @@
-"""Evaluation metrics shared by the articles."""
+"""Metrics shared by the articles (classification scores, likelihoods, sample quality, ...)."""
