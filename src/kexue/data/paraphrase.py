@@ -27,10 +27,10 @@ import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kexue.config import Probability
 from kexue.errors import DataError
-from kexue.io import atomic_path
 
-LABEL = "synthetic paraphrase groups (embedded generator)"
+LABEL = "SYNTHETIC paraphrase groups (embedded generator)"
 
 # Slot pools: every modifier + head, so held-out values reuse seen characters in new combinations.
 SLOT_POOLS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -150,15 +150,15 @@ CONFUSABLE = {
 class ParaphraseNoise:
     """How each sentence is varied; probabilities per sentence unless said otherwise."""
 
-    reorder: float = 0.5  # swap the two clauses of a template that has a "，"
-    synonym: float = 0.5  # per occurrence of a synonym-list word
-    prefix: float = 0.3
-    particle: float = 0.3
-    typo: float = 0.03  # per character that has confusables
+    reorder: Probability[float] = 0.5  # swap the two clauses of a template that has a "，"
+    synonym: Probability[float] = 0.5  # per occurrence of a synonym-list word
+    prefix: Probability[float] = 0.3
+    particle: Probability[float] = 0.3
+    typo: Probability[float] = 0.03  # per character that has confusables
     # name the value by its head only ("沙发" for "布艺沙发", "老师" for "王老师"): such a
     # sentence could belong to any group of its intent and head, a genuine ambiguity that keeps
     # retrieval below 1.0 (the calibration knob)
-    head_only: float = 0.0
+    head_only: Probability[float] = 0.0
 
 
 Value = tuple[str, str]  # (modifier, head)
@@ -186,10 +186,11 @@ LEXICON_FILE = "lexicon.json"
 
 
 def write_lexicon(dest: Path) -> None:
-    """The embedded dataset ``paraphrase_lexicon``: ``lexicon.json``, byte-reproducible."""
-    with atomic_path(Path(dest) / LEXICON_FILE) as tmp:
-        tmp.write_text(json.dumps(asdict(LEXICON), ensure_ascii=False, indent=1) + "\n",
-                       encoding="utf-8")
+    """The embedded dataset ``paraphrase_lexicon``: ``lexicon.json``, byte-reproducible (into
+    the fresh folder that ``generate_dataset`` renames into place; no torch imported here, as
+    the article's config imports this module while Snakemake parses the DAG)."""
+    (Path(dest) / LEXICON_FILE).write_text(
+        json.dumps(asdict(LEXICON), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
 def read_lexicon(folder: Path) -> Lexicon:
