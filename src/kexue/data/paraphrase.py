@@ -222,7 +222,7 @@ def split_values(lex: Lexicon, kind: str, n_train: int, heads: int, modifiers: i
                          f"{len(all_heads)} x {len(all_modifiers)}")
     heldout = [(m, h) for h in rng.sample(all_heads, heads)
                for m in rng.sample(all_modifiers, modifiers)]
-    rest = sorted(set((m, h) for m in all_modifiers for h in all_heads) - set(heldout))
+    rest = sorted({(m, h) for m in all_modifiers for h in all_heads} - set(heldout))
     if n_train > len(rest):
         raise ValueError(f"{kind}: {n_train} training values asked, {len(rest)} are left")
     return rng.sample(rest, n_train), heldout
