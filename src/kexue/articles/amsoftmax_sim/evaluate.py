@@ -66,6 +66,10 @@ def evaluate(ctx: RunContext) -> dict:
         "heldout_groups": meta["counts"]["heldout"]["groups"],
         "heldout_duplicated_sentences_before_dedup":
             meta["heldout_duplicated_sentences_before_dedup"],
+        "duplicates_dropped": sum(meta["duplicates_dropped"].values()),
+        # LCQMC: dev-split groups dropped for sharing a sentence with a training group
+        "heldout_groups_dropped_for_sharing": meta.get(
+            "dev_groups_dropped_for_sharing_a_sentence"),
         "n_classes": meta["n_classes"], "vocab_size": meta["vocab_size"],
         "parameters": parameter_count(model),
         "encoder_parameters": parameter_count(model.encoder),

@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from kexue.errors import ConfigError
 from kexue.metrics.retrieval import retrieval_metrics
 from kexue.nn.margin import margin_loss, project_unit_norm_
 from kexue.rng import derive_seed, epoch_permutation
@@ -40,6 +41,9 @@ def train(ctx: RunContext) -> None:
     data = load_prepared(ctx.data_dir)
     ids, labels = (torch.from_numpy(a) for a in data.split(TRAIN))
     val_ids, val_groups = (torch.from_numpy(a) for a in data.split(VALIDATION))
+    if len(val_ids) < 2:
+        raise ConfigError(f"{ctx.data_dir}: {len(val_ids)} validation sentences; the best epoch "
+                          f"needs some (raise data.val_fraction)")
     model = build_model(cfg, data).to(ctx.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     steps_per_epoch = math.ceil(len(ids) / cfg.batch_size)
