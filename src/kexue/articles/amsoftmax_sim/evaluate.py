@@ -71,6 +71,7 @@ def evaluate(ctx: RunContext) -> dict:
         "heldout_groups_dropped_for_sharing": meta.get(
             "dev_groups_dropped_for_sharing_a_sentence"),
         "n_classes": meta["n_classes"], "vocab_size": meta["vocab_size"],
+        "min_count": meta["min_count"],  # Su: 5; LCQMC: 2 [deviation]
         "parameters": parameter_count(model),
         "encoder_parameters": parameter_count(model.encoder),
         "masked_deviation": cfg.model.masked,
