@@ -103,7 +103,7 @@ class TrackedState(dict):
 
     def load_state_dict(self, state: dict) -> None:
         self.clear()
-        self.update(state)
+        dict.update(self, state)  # not self.update: KeepBest's update means something else
 
 
 class Checkpointer:
@@ -166,12 +166,9 @@ class KeepBest(TrackedState):
     def update(self, epoch: int, score: float, model: torch.nn.Module) -> bool:
         if not math.isfinite(score) or not self.is_better(score):
             return False
-        self.update_state(epoch, score)
+        dict.update(self, score=float(score), epoch=int(epoch))
         self.ckpt.save({"model": model.state_dict(), "epoch": epoch, "score": score}, "best")
         return True
-
-    def update_state(self, epoch: int, score: float) -> None:
-        dict.update(self, score=float(score), epoch=int(epoch))
 
     def weights(self, map_location: Any = "cpu") -> dict:
         state = self.ckpt.load("best", map_location=map_location)
