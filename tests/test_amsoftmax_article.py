@@ -130,3 +130,32 @@ def test_ordering_gaps_are_paired_by_seed():
     assert gap.values == pytest.approx((0.03, -0.01))
     assert gap.published.holds(0.01) and not gap.published.holds(-0.001)
     assert gap.status == "not comparable"  # synthetic data at the default profile
+
+
+def test_training_killed_and_resumed_gives_identical_weights(prepared, tmp_path, monkeypatch):
+    import dataclasses
+
+    from kexue.articles.amsoftmax_sim import train as am_train
+    from kexue.io import load_torch
+
+    reference = make_context(tmp_path / "ref", prepared, epochs=2)
+    reference.cfg = dataclasses.replace(reference.cfg, checkpoint_every=3)
+    am_train.train(reference)
+
+    ctx = make_context(tmp_path / "killed", prepared, epochs=2)
+    ctx.cfg = reference.cfg
+    real, calls = am_train.margin_loss, []
+
+    def dies_at_step_7(*args, **kw):
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(am_train, "margin_loss", dies_at_step_7)
+    with pytest.raises(KeyboardInterrupt):
+        am_train.train(ctx)
+    monkeypatch.setattr(am_train, "margin_loss", real)
+    am_train.train(ctx)
+    a, b = load_torch(reference.out_dir / "model.pt"), load_torch(ctx.out_dir / "model.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
