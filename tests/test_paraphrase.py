@@ -21,7 +21,7 @@ def test_sizes_split_and_label(corpus):
     assert len(corpus.groups) == 600 and corpus.n_train == 540
     assert all(5 <= len(g) <= 10 for g in corpus.groups)
     assert all(len(set(g)) == len(g) for g in corpus.groups)  # distinct within a group
-    assert "synthetic" in corpus.label
+    assert "SYNTHETIC" in corpus.label
     assert corpus.settings["noise.typo"] == 0.03
 
 
