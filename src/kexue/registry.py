@@ -67,7 +67,7 @@ ARTICLES: dict[str, Article] = {
             id="amsoftmax_sim",
             title="Sentence similarity with GRU + AM-Softmax (基于GRU和AM-Softmax的句子相似度模型)",
             url="https://kexue.fm/archives/5743",
-            planned=True,
+            datasets={"embedded": ("paraphrase_lexicon",), "official": ("lcqmc",)},
         ),
         Article(
             id="vi_gan",
