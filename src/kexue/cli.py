@@ -1,23 +1,23 @@
-"""``python -m kexue <stage> ...``: one call per workflow stage.
+"""``python -m kexue <stage> ...``: one call per workflow stage, plus ``list`` and ``dvc-yaml``.
 
 Snakemake rules and the generated DVC stages run exactly these commands, so a stage behaves
-the same whichever front door started it.
+the same whichever front door started it. A user error prints one line and exits with 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
-import time
-from pathlib import Path
 
-import torch
+from kexue import config
+from kexue.errors import UserError
+from kexue.registry import ARTICLES, implemented_ids
 
-from kexue import config, paths
-from kexue.io import read_json, write_json
-from kexue.registry import get_article
-from kexue.training import RunContext, pick_device, provenance, seed_everything
+EPILOG = """examples:
+  python -m kexue list
+  python -m kexue --profile smoke train nice su --seed 0
+  snakemake --cores all            (the whole DAG; see README.md)"""
 
 
 def _params(args) -> dict:
@@ -31,117 +31,130 @@ def _params(args) -> dict:
     return params
 
 
-def cmd_download(args, params) -> None:
-    from kexue.data.fetch import materialise
+def _check_article(params: dict, article: str) -> None:
+    if article not in params["articles"]:
+        raise UserError(f"article {article!r} is not in {os.path.basename('params.yaml')} "
+                        f"(articles there: {', '.join(params['articles'])})")
 
-    materialise(args.dataset, paths.path(paths.RAW, dataset=args.dataset), params)
+
+def cmd_list(args, params) -> None:
+    from kexue.data.registry import get_dataset
+
+    for a in ARTICLES.values():
+        print(f"{a.id}: {a.title}\n  {a.url}" + ("  [planned]" if a.planned else ""))
+        if a.planned or a.id not in params["articles"]:
+            continue
+        for profile in config.PROFILES:
+            p = {**params, "profile": profile}
+            runs = [f"{r} (seeds {','.join(map(str, config.seeds(p, a.id, r)))})"
+                    for r in config.run_names(p, a.id)]
+            print(f"  runs at {profile}: {', '.join(runs)}")
+        for source, names in a.datasets.items():
+            kinds = ", ".join(f"{n} ({get_dataset(n).kind})" for n in names)
+            print(f"  datasets, {source}: {kinds}")
+
+
+def cmd_download(args, params) -> None:
+    from kexue import stages
+
+    stages.download(params, args.dataset)
 
 
 def cmd_prepare(args, params) -> None:
-    article = get_article(args.article)
-    source = params["data_source"]
-    raw = {name: paths.path(paths.RAW, dataset=name) for name in article.datasets_for(source)}
-    out = paths.path(paths.PROCESSED, article=args.article)
-    article.module.prepare(config.data_config(params, args.article), raw, out, source)
+    from kexue import stages
 
-
-def _context(args, params) -> RunContext:
-    torch.set_num_threads(max(1, args.threads))
-    wc = {"article": args.article, "run": args.run}
-    return RunContext(
-        article=args.article,
-        run=args.run,
-        cfg=config.run_config(params, args.article, args.run),
-        data_cfg=config.data_config(params, args.article),
-        data_dir=paths.path(paths.PROCESSED, article=args.article),
-        out_dir=paths.path(paths.RUN, **wc),
-        ckpt_dir=paths.path(paths.CHECKPOINTS, **wc),
-        device=pick_device(params.get("device", "auto")),
-        profile=params["profile"],
-        source=params["data_source"],
-        threads=args.threads,
-    )
+    _check_article(params, args.article)
+    stages.prepare(params, args.article)
 
 
 def cmd_train(args, params) -> None:
-    ctx = _context(args, params)
-    seed_everything(ctx.cfg.seed)
-    start = time.perf_counter()
-    wall = get_article(args.article).module.train(ctx)
-    info = provenance(ctx, ctx.cfg.seed, wall)
-    info["process_wall_time_s"] = round(time.perf_counter() - start, 2)
-    write_json(paths.path(paths.TRAIN_INFO, article=args.article, run=args.run), info)
+    from kexue import stages
+
+    _check_article(params, args.article)
+    stages.train(params, args.article, args.run, args.seed, args.threads)
 
 
 def cmd_evaluate(args, params) -> None:
-    ctx = _context(args, params)
-    seed_everything(ctx.cfg.seed)
-    metrics = get_article(args.article).module.evaluate(ctx)
-    train_info = read_json(paths.path(paths.TRAIN_INFO, article=args.article, run=args.run))
-    metrics["provenance"] = train_info
-    write_json(paths.path(paths.METRICS, article=args.article, run=args.run), metrics)
+    from kexue import stages
+
+    _check_article(params, args.article)
+    stages.evaluate(params, args.article, args.run, args.seed, args.threads)
 
 
 def cmd_report(args, params) -> None:
-    from kexue.report import render_notebook
+    from kexue import stages
 
-    render_notebook(args.article, Path("results") / args.article,
-                    paths.path(paths.REPORT, article=args.article))
+    _check_article(params, args.article)
+    stages.report(params, args.article)
 
 
 def cmd_summary(args, params) -> None:
-    from kexue.report import write_summary
+    from kexue import stages
 
-    write_summary(config.article_ids(params), Path("results"), Path(paths.SUMMARY_CSV),
-                  Path(paths.SUMMARY_HTML))
+    stages.summary(params)
 
 
 def cmd_dvc_yaml(args, params) -> None:
     from kexue.dvcgen import check_dvc_yaml, write_dvc_yaml
 
     if args.check:
-        sys.exit(check_dvc_yaml())
-    write_dvc_yaml()
+        sys.exit(check_dvc_yaml(args.params))
+    write_dvc_yaml(args.params)
+
+
+def cmd_reference(args, params) -> None:
+    from kexue.report import publish_reference
+
+    publish_reference(params)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m kexue", description=__doc__,
+    from kexue.data.registry import DATASETS
+
+    p = argparse.ArgumentParser(prog="python -m kexue", description=__doc__, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
     p.add_argument("--profile", choices=config.PROFILES, help="override params.yaml's profile")
     p.add_argument("--source", choices=config.DATA_SOURCES, help="override the data source")
-    sub = p.add_subparsers(dest="stage", required=True)
+    sub = p.add_subparsers(dest="stage", required=True, metavar="<stage>")
 
-    for name, help_ in [("download", "fetch and verify a remote dataset (or check a user folder)"),
+    sub.add_parser("list", help="the articles, their runs per profile and datasets per source"
+                   ).set_defaults(func=cmd_list)
+    for name, help_ in [("download", "fetch and verify a dataset (or check a user folder)"),
                         ("generate", "generate an embedded dataset")]:
         s = sub.add_parser(name, help=help_)
-        s.add_argument("dataset")
+        s.add_argument("dataset", choices=sorted(DATASETS), metavar="dataset",
+                       help=f"one of: {', '.join(sorted(DATASETS))}")
         s.set_defaults(func=cmd_download)
-    s = sub.add_parser("prepare", help="raw datasets -> processed data of one article")
-    s.add_argument("article")
+    article_help = f"one of: {', '.join(implemented_ids())}"
+    s = sub.add_parser("prepare", help="raw datasets -> the article's processed data")
+    s.add_argument("article", choices=implemented_ids(), metavar="article", help=article_help)
     s.set_defaults(func=cmd_prepare)
     for name, func in [("train", cmd_train), ("evaluate", cmd_evaluate)]:
-        s = sub.add_parser(name, help=f"{name} one run of an article")
-        s.add_argument("article")
-        s.add_argument("run")
-        s.add_argument("--threads", type=int, default=torch.get_num_threads())
+        s = sub.add_parser(name, help=f"{name} one run (one seed) of an article")
+        s.add_argument("article", choices=implemented_ids(), metavar="article", help=article_help)
+        s.add_argument("run", help="a run of the article (`python -m kexue list` shows them)")
+        s.add_argument("--seed", type=int, help="one of the run's seeds (default: its first)")
+        s.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                       help="CPU threads (default: all cores)")
         s.set_defaults(func=func)
     s = sub.add_parser("report", help="render the article's notebook to HTML")
-    s.add_argument("article")
+    s.add_argument("article", choices=implemented_ids(), metavar="article", help=article_help)
     s.set_defaults(func=cmd_report)
-    sub.add_parser("summary", help="results/index.html and results/summary.csv").set_defaults(
-        func=cmd_summary)
-    s = sub.add_parser("dvc-yaml", help="regenerate dvc.yaml from the Snakemake DAG")
+    sub.add_parser("summary", help="results/<variant>/index.html and summary.csv"
+                   ).set_defaults(func=cmd_summary)
+    s = sub.add_parser("dvc-yaml", help="regenerate dvc.yaml from params.yaml and the registry")
     s.add_argument("--check", action="store_true", help="exit 1 if dvc.yaml is stale")
     s.set_defaults(func=cmd_dvc_yaml)
+    sub.add_parser("reference", help="copy this variant's index and reports into docs/reference"
+                   ).set_defaults(func=cmd_reference)
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        params = _params(args)
-    except config.ConfigError as e:
-        sys.exit(f"error: {e}")
-    args.func(args, params)
+        args.func(args, _params(args))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

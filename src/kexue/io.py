@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -20,7 +21,9 @@ def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; rename it into place only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the temporary name keeps the suffix: tools such as papermill check it
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
+                               dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -31,9 +34,13 @@ def atomic_path(path: str | os.PathLike):
             os.unlink(tmp)
 
 
-def write_json(path: str | os.PathLike, data: Any) -> None:
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.write_bytes(data)
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode())
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -41,8 +48,11 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save into memory first: the archive then carries no temporary file name, so the
+    same content always gives the same bytes (and the same DVC hash)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def load_torch(path: str | os.PathLike, map_location: Any = "cpu") -> Any:

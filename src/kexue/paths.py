@@ -1,23 +1,30 @@
 """Where every stage reads and writes, relative to the repository root.
 
-The Snakemake rules use the same patterns (with wildcards), so the CLI and the DAG agree.
+Everything a run produces sits under its *variant*, ``<profile>-<data source>`` (e.g.
+``default-embedded``), so runs of different profiles or data sources never overwrite each
+other. Raw datasets are shared: they do not depend on the profile. The Snakemake rules use the
+same patterns, so the CLI and the DAG agree.
 """
 
 from pathlib import Path
 
 RAW = "data/raw/{dataset}"
-PROCESSED = "data/processed/{article}"
-RUN = "results/{article}/{run}"
+PROCESSED = "data/processed/{variant}/{article}"
+RESULTS = "results/{variant}"
+RUN = RESULTS + "/{article}/{run}/seed{seed}"
 MODEL = RUN + "/model.pt"
 HISTORY = RUN + "/history.csv"
 TRAIN_INFO = RUN + "/train.json"
+TRAIN_ARTIFACTS = RUN + "/training"
 METRICS = RUN + "/metrics.json"
 ARTIFACTS = RUN + "/artifacts"
-REPORT = "results/{article}/report.html"
-REPORT_NOTEBOOK = "results/{article}/report.ipynb"
-SUMMARY_CSV = "results/summary.csv"
-SUMMARY_HTML = "results/index.html"
-CHECKPOINTS = "checkpoints/{article}/{run}"  # not a workflow output: survives a killed job
+REPORT = RESULTS + "/{article}/report.html"
+REPORT_NOTEBOOK = RESULTS + "/{article}/report.ipynb"
+SUMMARY_CSV = RESULTS + "/summary.csv"
+SUMMARY_HTML = RESULTS + "/index.html"
+BENCHMARK = "logs/{variant}/benchmarks/{job}.tsv"
+LOG = "logs/{variant}/{job}.log"
+CHECKPOINTS = "checkpoints/{variant}/{article}/{run}/seed{seed}"  # survives a killed job
 
 
 def path(pattern: str, **wildcards) -> Path:

@@ -1,8 +1,17 @@
-"""Shared training machinery: device and seeds, atomic resumable checkpoints, a step loop.
+"""Shared training machinery: device, a resumable step loop, checkpoints, keep-the-best.
 
-The loop is step-based and every random draw of step ``s`` comes from ``step_generator(seed, s)``,
-so a run killed at any point and resumed from its last checkpoint replays exactly the batches it
-would have seen: resuming does not change the result.
+An article's ``train`` is its step function plus its config::
+
+    run = Run(ctx)
+    best = run.keep_best("min")
+    result = run.fit(modules={"model": model, "opt": opt, "best": best}, total_steps=...,
+                     steps_per_epoch=..., train_step=train_step, end_of_epoch=end_of_epoch,
+                     checkpoint_every=cfg.checkpoint_every)
+    run.finish(best.weights(), result.history)
+
+The loop is step-based and every random draw of step ``s`` comes from
+``kexue.rng.step_generator(seed, s)``, so a run killed at any point and resumed from its last
+checkpoint replays exactly the batches it would have seen: resuming does not change the result.
 """
 
 from __future__ import annotations
@@ -11,23 +20,24 @@ import csv
 import hashlib
 import json
 import math
-import platform
 import random
-import subprocess
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from kexue.errors import UserError
 from kexue.io import atomic_path, load_torch, save_torch
+from kexue.progress import progress_bar
 
 
-class NonFiniteLoss(RuntimeError):
-    """Training produced NaN/Inf; the last good checkpoint is kept on disk."""
+class NonFiniteLoss(UserError, RuntimeError):
+    """Training produced NaN/Inf; the message names the step and the last good checkpoint."""
 
 
 def pick_device(preference: str = "auto") -> torch.device:
@@ -47,20 +57,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def step_generator(seed: int, step: int, device: str | torch.device = "cpu") -> torch.Generator:
-    """The RNG for one training step: a pure function of (seed, step), hence resumable."""
-    g = torch.Generator(device=device)
-    g.manual_seed((seed * 1_000_003 + step) % (2**63 - 1))
-    return g
-
-
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The data order of one epoch: a pure function of (seed, epoch), hence resumable."""
-    g = torch.Generator()
-    g.manual_seed((seed * 7_919 + epoch) % (2**63 - 1) + 1)
-    return torch.randperm(n, generator=g)
-
-
 def fingerprint(cfg: Any) -> str:
     """Short hash of a config dataclass: a checkpoint is only resumed by the same config."""
     blob = json.dumps(asdict(cfg), sort_keys=True, default=str).encode()
@@ -73,20 +69,34 @@ class RunContext:
 
     article: str
     run: str
-    cfg: Any  # the article's RunConfig
+    seed: int
+    cfg: Any  # the article's RunConfig (its seed field set to ``seed``)
     data_cfg: Any  # the article's DataConfig
-    data_dir: Path  # data/processed/<article>
-    out_dir: Path  # results/<article>/<run>
-    ckpt_dir: Path  # checkpoints/<article>/<run>: not a workflow output, so it survives a kill
+    data_dir: Path  # data/processed/<variant>/<article>
+    out_dir: Path  # results/<variant>/<article>/<run>/seed<seed>
+    ckpt_dir: Path  # checkpoints/...: not a workflow output, so it survives a kill
     device: torch.device
     profile: str
     source: str
     threads: int = 1
-    extra: dict = field(default_factory=dict)
+
+    @property
+    def artifacts(self) -> Path:
+        """Figures and samples written by ``evaluate``."""
+        return self.out_dir / "artifacts"
+
+    @property
+    def train_artifacts(self) -> Path:
+        """What training itself produces besides the model (e.g. samples per epoch)."""
+        return self.out_dir / "training"
+
+    @property
+    def label(self) -> str:
+        return f"{self.article}/{self.run}/seed{self.seed}"
 
 
 class TrackedState(dict):
-    """A dict that ``fit`` saves and restores with the checkpoint (e.g. the best score so far)."""
+    """A dict that ``fit`` saves and restores with the checkpoint (e.g. the learning rate)."""
 
     def state_dict(self) -> dict:
         return dict(self)
@@ -97,7 +107,8 @@ class TrackedState(dict):
 
 
 class Checkpointer:
-    """Atomic checkpoints tagged with the config fingerprint."""
+    """Atomic checkpoints tagged with the config fingerprint. ``save`` keeps the previous
+    ``last`` as ``previous``, so a truncated or corrupted last checkpoint falls back to it."""
 
     def __init__(self, directory: Path, tag: str):
         self.directory = Path(directory)
@@ -107,21 +118,66 @@ class Checkpointer:
         return self.directory / f"{name}.pt"
 
     def save(self, state: dict, name: str = "last") -> None:
+        if name == "last" and self.path("last").exists():
+            self.path("last").replace(self.path("previous"))
         save_torch(self.path(name), {"tag": self.tag, **state})
 
     def load(self, name: str = "last", map_location: Any = "cpu") -> dict | None:
-        path = self.path(name)
-        if not path.exists():
-            return None
-        state = load_torch(path, map_location=map_location)
-        if state.get("tag") != self.tag:
-            print(f"[checkpoint] {path} was written by another config; starting afresh")
-            return None
-        return state
+        names = (name, "previous") if name == "last" else (name,)
+        for candidate in names:
+            path = self.path(candidate)
+            if not path.exists():
+                continue
+            try:
+                state = load_torch(path, map_location=map_location)
+            except Exception as e:  # truncated, corrupted or not a checkpoint at all
+                print(f"warning: checkpoint {path} is unreadable ({type(e).__name__}); "
+                      f"{'trying the previous one' if candidate == 'last' else 'ignoring it'}",
+                      file=sys.stderr)
+                continue
+            if state.get("tag") != self.tag:
+                print(f"warning: checkpoint {path} was written by another config; ignoring it",
+                      file=sys.stderr)
+                return None
+            return state
+        return None
 
     def clear(self) -> None:
         for p in self.directory.glob("*.pt"):
             p.unlink()
+
+
+class KeepBest(TrackedState):
+    """The best epoch by a score, with a direction; its weights are the ``best`` checkpoint.
+    Ties go to the later epoch (as Keras' ModelCheckpoint with ``>=``)."""
+
+    def __init__(self, ckpt: Checkpointer, mode: str):
+        if mode not in ("min", "max"):
+            raise ValueError(f"keep_best mode {mode!r}: expected 'min' or 'max'")
+        super().__init__(score=None, epoch=0)
+        self.ckpt, self.mode = ckpt, mode
+
+    def is_better(self, score: float) -> bool:
+        best = self["score"]
+        if best is None:
+            return True
+        return score <= best if self.mode == "min" else score >= best
+
+    def update(self, epoch: int, score: float, model: torch.nn.Module) -> bool:
+        if not math.isfinite(score) or not self.is_better(score):
+            return False
+        self.update_state(epoch, score)
+        self.ckpt.save({"model": model.state_dict(), "epoch": epoch, "score": score}, "best")
+        return True
+
+    def update_state(self, epoch: int, score: float) -> None:
+        dict.update(self, score=float(score), epoch=int(epoch))
+
+    def weights(self, map_location: Any = "cpu") -> dict:
+        state = self.ckpt.load("best", map_location=map_location)
+        if state is None:
+            raise RuntimeError(f"no best checkpoint in {self.ckpt.directory}")
+        return state["model"]
 
 
 def write_history(path: Path, rows: list[dict]) -> None:
@@ -144,7 +200,7 @@ def read_history(path: Path) -> list[dict]:
 class LoopResult:
     history: list[dict]
     steps: int
-    wall_time: float  # seconds spent in this process (a resumed run adds its earlier time)
+    wall_time: float  # seconds of training (a resumed run adds its earlier time)
 
 
 def fit(
@@ -156,14 +212,14 @@ def fit(
     end_of_epoch: Callable[[int, dict[str, float]], dict[str, float]] | None,
     ckpt: Checkpointer,
     checkpoint_every: int,
-    log_prefix: str = "",
+    desc: str = "",
     device: torch.device | str = "cpu",
 ) -> LoopResult:
     """Run ``train_step(step)`` for steps [resume_step, total_steps).
 
     ``modules`` maps names to objects with ``state_dict``/``load_state_dict`` (model, optimiser,
-    scheduler, ...): all are saved in the checkpoint. ``train_step`` returns floats to average
-    over the epoch; its "loss" must be finite or training stops with ``NonFiniteLoss``.
+    scheduler, KeepBest, ...): all are saved in the checkpoint. ``train_step`` returns floats to
+    average over the epoch; its "loss" must be finite or training stops with ``NonFiniteLoss``.
     ``end_of_epoch(epoch, train_means)`` returns evaluation numbers for the history row.
     """
     state = ckpt.load(map_location=device)
@@ -172,7 +228,7 @@ def fit(
         for name, obj in modules.items():
             obj.load_state_dict(state["modules"][name])
         step, history, acc, elapsed = state["step"], state["history"], state["acc"], state["wall"]
-        print(f"{log_prefix}resuming from step {step} ({ckpt.path('last')})")
+        print(f"[{desc}] resuming from step {step} ({ckpt.directory})", flush=True)
     start = time.perf_counter()
 
     def save() -> None:
@@ -180,67 +236,70 @@ def fit(
         ckpt.save({"modules": {n: o.state_dict() for n, o in modules.items()}, "step": step,
                    "history": history, "acc": acc, "wall": wall})
 
-    while step < total_steps:
-        out = train_step(step)
-        loss = out.get("loss")
-        if loss is not None and not math.isfinite(loss):
-            raise NonFiniteLoss(
-                f"{log_prefix}loss became {loss} at step {step}; training stopped. The last good "
-                f"checkpoint is kept at {ckpt.path('last')}")
-        for k, v in out.items():
-            acc[k] = acc.get(k, 0.0) + float(v)
-        acc["_n"] = acc.get("_n", 0) + 1
-        step += 1
-        if step % steps_per_epoch == 0 or step == total_steps:
-            epoch = math.ceil(step / steps_per_epoch)
-            n = acc.pop("_n")
-            row = {"epoch": epoch, "step": step, **{f"train_{k}": v / n for k, v in acc.items()}}
-            acc = {}
-            if end_of_epoch is not None:
-                row.update(end_of_epoch(epoch, row))
-            row["wall_time"] = elapsed + time.perf_counter() - start
-            history.append(row)
-            print(log_prefix + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                         for k, v in row.items()), flush=True)
-            save()
-        elif step % checkpoint_every == 0:
-            save()
+    bar = progress_bar(total_steps, step, desc)
+    try:
+        while step < total_steps:
+            out = train_step(step)
+            loss = out.get("loss")
+            if loss is not None and not math.isfinite(loss):
+                raise NonFiniteLoss(
+                    f"{desc}: loss became {loss} at step {step}; training stopped. The last good "
+                    f"checkpoint is {ckpt.path('last')}")
+            for k, v in out.items():
+                acc[k] = acc.get(k, 0.0) + float(v)
+            acc["_n"] = acc.get("_n", 0) + 1
+            step += 1
+            bar.set_postfix_str(f"loss={loss:.4g}" if loss is not None else "", refresh=False)
+            bar.update(1)
+            if step % steps_per_epoch == 0 or step == total_steps:
+                history.append(_epoch_row(step, steps_per_epoch, acc, end_of_epoch,
+                                          elapsed + time.perf_counter() - start))
+                acc = {}
+                bar.write(f"[{desc}] " + "  ".join(_fmt(k, v) for k, v in history[-1].items()))
+                save()
+            elif step % checkpoint_every == 0:
+                save()
+    finally:
+        bar.close()
     return LoopResult(history, step, elapsed + time.perf_counter() - start)
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        return out + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+def _epoch_row(step, steps_per_epoch, acc, end_of_epoch, wall) -> dict:
+    epoch = math.ceil(step / steps_per_epoch)
+    n = acc.pop("_n")
+    row = {"epoch": epoch, "step": step, **{f"train_{k}": v / n for k, v in acc.items()}}
+    if end_of_epoch is not None:
+        row.update(end_of_epoch(epoch, row))
+    row["wall_time"] = wall
+    return row
 
 
-def provenance(ctx: RunContext, seed: int, wall_time: float) -> dict[str, Any]:
-    """What metrics.json records about how a number was produced."""
-    import kexue
+def _fmt(k: str, v: Any) -> str:
+    return f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
 
-    device = ctx.device
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    return {
-        "article": ctx.article,
-        "run": ctx.run,
-        "profile": ctx.profile,
-        "data_source": ctx.source,
-        "seed": seed,
-        "device": str(device),
-        "device_name": name or platform.machine(),
-        "threads": torch.get_num_threads(),  # what the run used (a RunConfig may pin it)
-        "wall_time_s": round(wall_time, 2),
-        "git_commit": git_commit(),
-        "versions": {
-            "kexue": kexue.__version__,
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-        },
-        "config": asdict(ctx.cfg),
-    }
+
+class Run:
+    """One training run's checkpoints, loop and outputs (``stage`` separates the checkpoints
+    of a run trained in several stages)."""
+
+    def __init__(self, ctx: RunContext, stage: str = ""):
+        self.ctx = ctx
+        self.ckpt = Checkpointer(ctx.ckpt_dir / stage if stage else ctx.ckpt_dir,
+                                 fingerprint(ctx.cfg))
+        self.desc = ctx.label + (f" {stage}" if stage else "")
+        ctx.train_artifacts.mkdir(parents=True, exist_ok=True)
+
+    def keep_best(self, mode: str) -> KeepBest:
+        return KeepBest(self.ckpt, mode)
+
+    def fit(self, **kwargs) -> LoopResult:
+        return fit(ckpt=self.ckpt, desc=self.desc, device=self.ctx.device, **kwargs)
+
+    def finish(self, model_state: dict, history: list[dict]) -> None:
+        """Write ``model.pt`` (weights only) and ``history.csv``, then drop the checkpoints."""
+        save_torch(self.ctx.out_dir / "model.pt", model_state)
+        write_history(self.ctx.out_dir / "history.csv", history)
+        self.clear()
+
+    def clear(self) -> None:
+        self.ckpt.clear()

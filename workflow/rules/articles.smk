@@ -1,52 +1,61 @@
-# prepare -> train -> evaluate, generic over {article} and its {run}s.
+# prepare -> train -> evaluate, generic over {article}, its {run}s and their {seed}s. Outputs
+# sit under the variant (profile-data source), so variants never overwrite each other.
+RUN = paths.RUN.replace("{variant}", VARIANT)
+JOB = "{article}--{run}--seed{seed}"
 
 
 rule prepare:
     input:
-        raw_inputs,
+        inputs_of("prepare"),
     output:
-        directory(paths.PROCESSED),
+        directory(paths.PROCESSED.replace("{variant}", VARIANT)),
     log:
-        "logs/prepare/{article}.log",
+        f"logs/{VARIANT}/prepare--{{article}}.log",
+    benchmark:
+        f"logs/{VARIANT}/benchmarks/prepare--{{article}}.tsv"
     params:
         cli=KEXUE,
-        data=data_params,
     shell:
-        "{params.cli} prepare {wildcards.article} > {log} 2>&1"
+        "{params.cli} prepare {wildcards.article} 2>&1 | tee {log}"
 
 
 rule train:
     input:
-        paths.PROCESSED,
+        inputs_of("train"),
     output:
-        model=paths.MODEL,
-        history=paths.HISTORY,
-        info=paths.TRAIN_INFO,
+        model=RUN + "/model.pt",
+        history=RUN + "/history.csv",
+        info=RUN + "/train.json",
+        training=directory(RUN + "/training"),
     log:
-        "logs/train/{article}/{run}.log",
-    threads: JOB_THREADS
+        f"logs/{VARIANT}/train--{JOB}.log",
+    benchmark:
+        f"logs/{VARIANT}/benchmarks/train--{JOB}.tsv"
+    threads: run_threads
     resources:
         gpu=GPU,
     params:
         cli=KEXUE,
-        run=run_params,
     shell:
-        "{params.cli} train {wildcards.article} {wildcards.run} --threads {threads} > {log} 2>&1"
+        "{params.cli} train {wildcards.article} {wildcards.run} --seed {wildcards.seed}"
+        " --threads {threads} 2>&1 | tee {log}"
 
 
 rule evaluate:
     input:
-        paths.PROCESSED,
-        paths.MODEL,
-        paths.TRAIN_INFO,
+        inputs_of("evaluate"),
     output:
-        metrics=paths.METRICS,
-        artifacts=directory(paths.ARTIFACTS),
+        metrics=RUN + "/metrics.json",
+        artifacts=directory(RUN + "/artifacts"),
     log:
-        "logs/evaluate/{article}/{run}.log",
-    threads: JOB_THREADS
+        f"logs/{VARIANT}/evaluate--{JOB}.log",
+    benchmark:
+        f"logs/{VARIANT}/benchmarks/evaluate--{JOB}.tsv"
+    threads: run_threads
+    resources:
+        gpu=GPU,
     params:
         cli=KEXUE,
-        run=run_params,
     shell:
-        "{params.cli} evaluate {wildcards.article} {wildcards.run} --threads {threads} > {log} 2>&1"
+        "{params.cli} evaluate {wildcards.article} {wildcards.run} --seed {wildcards.seed}"
+        " --threads {threads} 2>&1 | tee {log}"

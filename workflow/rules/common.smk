@@ -1,37 +1,36 @@
 import os
-import shutil
-import subprocess
-
-import torch
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from kexue import config as kexue_config
-from kexue import paths
-from kexue.data.registry import get_dataset
-from kexue.registry import get_article
+from kexue import dag, paths
+from kexue.dvcgen import sync_dvc_yaml
+from kexue.errors import ConfigError
 
-# Structure first (Snakemake's own validation), then every key against the articles' dataclasses.
+# Structure first (Snakemake's own validation), then every value against the articles'
+# config dataclasses: types, ranges and choices, before any job starts.
 validate(config, "../schemas/params.schema.yaml")
 try:
     kexue_config.validate_params(config, where="config")
-except kexue_config.ConfigError as e:
+    JOBS = dag.jobs(config)
+except ConfigError as e:
     raise WorkflowError(str(e))
 
-PROFILE = config["profile"]
-SOURCE = config["data_source"]
+VARIANT = kexue_config.variant(config)
 ARTICLES = kexue_config.article_ids(config)
-DATASETS = sorted({d for a in ARTICLES for d in get_article(a).datasets_for(SOURCE)})
-EMBEDDED = [d for d in DATASETS if get_dataset(d).kind == "embedded"]
-DOWNLOADED = [d for d in DATASETS if get_dataset(d).kind != "embedded"]
+DATASETS = sorted({j.wildcards["dataset"] for j in JOBS if j.rule in ("download", "generate")})
+EMBEDDED = [d for d in DATASETS if dag.dataset_rule(d) == "generate"]
+DOWNLOADED = [d for d in DATASETS if dag.dataset_rule(d) == "download"]
 # Every job runs the same CLI call that the generated DVC stage would run.
-KEXUE = f"python -m kexue --profile {PROFILE} --source {SOURCE}"
-# A train job holds the GPU when there is one (profiles/default caps gpu at 1); on a CPU-only
+KEXUE = f"python -m kexue --profile {config['profile']} --source {config['data_source']}"
+# A job holds the GPU when there is one (profiles/default caps gpu at 1); on a CPU-only
 # machine there is nothing to share, so CPU jobs are limited by threads alone.
-GPU = int(torch.cuda.is_available())
-# Smoke jobs are tiny and mostly start-up: one thread each lets them run side by side.
-JOB_THREADS = 1 if PROFILE == "smoke" else workflow.cores
+GPU = int(kexue_config.cuda_present())
+# dvc.yaml follows params.yaml (not --config overrides): regenerated here when it is stale,
+# except inside a DVC stage, which must not rewrite the file DVC is reading.
+if "DVC_STAGE" not in os.environ:
+    sync_dvc_yaml()
 
 
 def one_of(names):
@@ -42,49 +41,34 @@ def one_of(names):
 wildcard_constraints:
     article=one_of(ARTICLES),
     run="[A-Za-z0-9_.-]+",
+    seed="[0-9]+",
 
 
-def runs_of(article):
-    return kexue_config.run_names(config, article)
+def job_of(rule, wildcards):
+    want = {k: str(v) for k, v in wildcards.items()}
+    for job in JOBS:
+        if job.rule == rule and {k: str(v) for k, v in job.wildcards.items()} == want:
+            return job
+    raise WorkflowError(f"no {rule} job for {dict(wildcards)}")
 
 
-def raw_inputs(wildcards):
-    datasets = get_article(wildcards.article).datasets_for(SOURCE)
-    return [paths.RAW.format(dataset=d) for d in datasets]
+def inputs_of(rule):
+    return lambda wildcards: list(job_of(rule, wildcards).inputs)
 
 
-def data_params(wildcards):
-    return kexue_config.data_values(config, wildcards.article)
-
-
-def run_params(wildcards):
-    return kexue_config.run_values(config, wildcards.article, wildcards.run)
-
-
-def article_outputs(pattern):
-    return lambda wildcards: [
-        pattern.format(article=wildcards.article, run=r)
-        for r in runs_of(wildcards.article)
-    ]
+def run_threads(wildcards):
+    """Threads of a train/evaluate job: the run's own ``threads`` setting when it has one
+    (tiny models run faster on one), else every core; smoke jobs use one each."""
+    cfg = kexue_config.run_config(config, wildcards.article, wildcards.run, int(wildcards.seed))
+    if config["profile"] == "smoke":
+        return 1
+    return getattr(cfg, "threads", 0) or workflow.cores
 
 
 def commit_to_dvc():
-    """Record the finished outputs in DVC, so that `dvc status` is clean afterwards.
+    """Record the finished outputs in DVC, so that `dvc status` is clean afterwards. Only for
+    the variant of params.yaml (the one dvc.yaml describes), and never inside a DVC stage,
+    where DVC commits itself and a nested commit would deadlock on its locks."""
+    from kexue.dvcgen import commit_outputs
 
-    Skipped inside a DVC stage (DVC_STAGE is set): DVC commits that stage itself, and a nested
-    commit would deadlock on its locks.
-    """
-    if (
-        "DVC_STAGE" in os.environ
-        or not os.path.isdir(".dvc")
-        or not shutil.which("dvc")
-    ):
-        return
-    done = subprocess.run(
-        ["dvc", "commit", "--force", "--quiet"], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        print(
-            f"dvc commit failed (is dvc.yaml current? run `python -m kexue dvc-yaml`):\n"
-            f"{done.stderr}"
-        )
+    commit_outputs(VARIANT)

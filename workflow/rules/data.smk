@@ -1,4 +1,4 @@
-# One folder per dataset, shared by every article that uses it.
+# One folder per dataset, shared by every article and variant that uses it.
 
 
 rule download:
@@ -6,12 +6,14 @@ rule download:
         directory(paths.RAW),
     log:
         "logs/download/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/download--{dataset}.tsv"
     wildcard_constraints:
         dataset=one_of(DOWNLOADED),
     params:
         cli=KEXUE,
     shell:
-        "{params.cli} download {wildcards.dataset} > {log} 2>&1"
+        "{params.cli} download {wildcards.dataset} 2>&1 | tee {log}"
 
 
 rule generate:
@@ -19,9 +21,11 @@ rule generate:
         directory(paths.RAW),
     log:
         "logs/generate/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/generate--{dataset}.tsv"
     wildcard_constraints:
         dataset=one_of(EMBEDDED),
     params:
         cli=KEXUE,
     shell:
-        "{params.cli} generate {wildcards.dataset} > {log} 2>&1"
+        "{params.cli} generate {wildcards.dataset} 2>&1 | tee {log}"

@@ -1,32 +1,31 @@
-# One papermill report per article, then the index over all articles.
+# One papermill report per article, then the index over all articles of the variant.
 
 
 rule report:
     input:
-        "workflow/notebooks/{article}.ipynb",
-        article_outputs(paths.METRICS),
-        article_outputs(paths.HISTORY),
+        inputs_of("report"),
     output:
-        html=paths.REPORT,
-        notebook=paths.REPORT_NOTEBOOK,
+        html=paths.REPORT.replace("{variant}", VARIANT),
+        notebook=paths.REPORT_NOTEBOOK.replace("{variant}", VARIANT),
     log:
-        "logs/report/{article}.log",
+        f"logs/{VARIANT}/report--{{article}}.log",
+    benchmark:
+        f"logs/{VARIANT}/benchmarks/report--{{article}}.tsv"
     params:
         cli=KEXUE,
     shell:
-        "{params.cli} report {wildcards.article} > {log} 2>&1"
+        "{params.cli} report {wildcards.article} 2>&1 | tee {log}"
 
 
 rule summary:
     input:
-        expand(paths.REPORT, article=ARTICLES),
-        [paths.METRICS.format(article=a, run=r) for a in ARTICLES for r in runs_of(a)],
+        lambda wildcards: list(JOBS[-1].inputs),
     output:
-        html=paths.SUMMARY_HTML,
-        csv=paths.SUMMARY_CSV,
+        html=paths.SUMMARY_HTML.format(variant=VARIANT),
+        csv=paths.SUMMARY_CSV.format(variant=VARIANT),
     log:
-        "logs/summary.log",
+        f"logs/{VARIANT}/summary.log",
     params:
         cli=KEXUE,
     shell:
-        "{params.cli} summary > {log} 2>&1"
+        "{params.cli} summary 2>&1 | tee {log}"

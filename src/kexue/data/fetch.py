@@ -35,8 +35,8 @@ from urllib.request import url2pathname
 import pooch
 from tqdm import tqdm  # not tqdm.auto, which warns inside the report notebooks
 
-from kexue import config
 from kexue.data.registry import Dataset, RemoteFile, get_dataset
+from kexue.errors import ConfigError, DataError, UserError
 from kexue.io import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -49,12 +49,16 @@ _TIMEOUT_S = 60
 SUBSET_SUFFIX = "-subset"  # <mirror>/<dataset>-subset/: a partial, derived copy
 
 
-class ChecksumError(ValueError):
+class ChecksumError(DataError):
     """A file does not match the registry; the message names it, its source and both hashes."""
 
 
-class DownloadError(OSError):
+class DownloadError(UserError, OSError):
     """No source could deliver a file; the message names every location tried."""
+
+
+class MissingFile(DataError, FileNotFoundError):
+    """A file the dataset needs is not where it should be; the message names it."""
 
 
 # --- public API ---------------------------------------------------------------------------------
@@ -81,7 +85,7 @@ def dataset_files(raw_dir: Path) -> Path:
         return raw_dir
     folder = Path(read_json(pointer)["folder"])
     if not folder.is_dir():
-        raise FileNotFoundError(f"{pointer} points at {folder}, which is not a folder (moved? "
+        raise MissingFile(f"{pointer} points at {folder}, which is not a folder (moved? "
                                 f"fix data_dirs in params.yaml and rerun the download stage)")
     return folder
 
@@ -101,16 +105,17 @@ def generate_dataset(name: str, dest: Path) -> None:
         _write_provenance(ds, tmp, "embedded", files, generator=ds.generator)
 
 
-def materialise(name: str, dest: Path, params: dict[str, Any]) -> None:
-    """The download/generate stage: build ``dest`` afresh from ``params`` (mirror, data_dirs).
+def materialise(name: str, dest: Path, mirror: str | None = None,
+                local_dir: Path | None = None) -> None:
+    """The download/generate stage: build ``dest`` afresh (from a mirror or a user folder when
+    given).
 
     A failed run leaves an earlier ``dest`` as it was."""
     if get_dataset(name).kind == "embedded":
         generate_dataset(name, dest)
         return
     with _staged_dir(Path(dest)) as tmp:
-        fetch_dataset(name, tmp, mirror=config.mirror(params),
-                      local_dir=config.data_dir_override(params, name))
+        fetch_dataset(name, tmp, mirror=mirror, local_dir=local_dir)
 
 
 def verify_file(path: Path, rf: RemoteFile, origin: str) -> dict[str, Any]:
@@ -209,7 +214,7 @@ def _fetch_subset(ds: Dataset, dest: Path, mirror: str, progress: bool, placed: 
         try:
             entries.append(_get_verified(rf, where, "mirror subset", dest, progress))
         except FileNotFoundError as e:
-            raise FileNotFoundError(f"{missing}; the fallback mirror subset is incomplete "
+            raise MissingFile(f"{missing}; the fallback mirror subset is incomplete "
                                     f"too: {e}") from missing
         placed.append(dest / rf.name)
     return entries, {"note": note, "official_files_missing": str(missing),
@@ -264,7 +269,7 @@ def _download_url(url: str, tmp: Path, progress: bool) -> None:
     except requests.HTTPError as e:
         status = e.response.status_code if e.response is not None else None
         if status == 404:
-            raise FileNotFoundError(f"{url}: not found (HTTP 404)") from e
+            raise MissingFile(f"{url}: not found (HTTP 404)") from e
         raise DownloadError(f"{url}: download failed ({e})") from e
     except requests.RequestException as e:
         raise DownloadError(f"{url}: download failed ({e})") from e
@@ -273,7 +278,7 @@ def _download_url(url: str, tmp: Path, progress: bool) -> None:
 def _copy_file(src: Path, tmp: Path, progress: bool) -> None:
     # pooch has no file:// support: copy from a folder mirror ourselves.
     if not src.is_file():
-        raise FileNotFoundError(f"{src}: no such file in the mirror "
+        raise MissingFile(f"{src}: no such file in the mirror "
                                 f"(a mirror holds <dataset>/<file>)")
     with (src.open("rb") as fin, tmp.open("wb") as fout,
           tqdm.wrapattr(fin, "read", total=src.stat().st_size, desc=src.name,
@@ -287,7 +292,7 @@ def _mirror_location(mirror: str, dataset: str, fname: str) -> str:
         return f"{str(mirror).rstrip('/')}/{dataset}/{fname}"
     root = Path(url2pathname(parsed.path) if parsed.scheme == "file" else mirror).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"mirror {mirror}: no such folder (set by KEXUE_DATA_MIRROR or "
+        raise MissingFile(f"mirror {mirror}: no such folder (set by KEXUE_DATA_MIRROR or "
                                 f"`mirror` in params.yaml)")
     return str(root.resolve() / dataset / fname)
 
@@ -313,7 +318,7 @@ def _use_user_folder(ds: Dataset, dest: Path, local_dir: Path | None) -> None:
     for rf in ds.files:
         path = folder / rf.name
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingFile(
                 f"{path}: missing from data_dirs.{ds.name} = {folder} (it must hold the "
                 f"official files: {', '.join(f.name for f in ds.files)})")
         check = verify_file(path, rf, origin=f"user folder {folder}")
@@ -327,12 +332,12 @@ def _use_user_folder(ds: Dataset, dest: Path, local_dir: Path | None) -> None:
 def _user_folder(ds: Dataset, local_dir: Path | None) -> Path:
     key = f"data_dirs.{ds.name}"
     if local_dir is None:
-        raise config.ConfigError(
+        raise ConfigError(
             f"dataset {ds.name!r} ({ds.description}) cannot be downloaded: set {key} in "
             f"params.yaml to the folder that holds its files")
     folder = Path(local_dir).expanduser()
     if not folder.is_dir():
-        raise FileNotFoundError(f"{key} = {local_dir}: no such folder")
+        raise MissingFile(f"{key} = {local_dir}: no such folder")
     return folder.resolve()
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from kexue.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class RemoteFile:
@@ -49,6 +51,8 @@ class Dataset:
     # remote: partial, derived copies at <mirror>/<name>-subset/<file> (urls=(); sha256 from the
     # mirror's SHA256SUMS), fetched instead of ``files`` only when a mirror lacks those
     mirror_subset: tuple[RemoteFile, ...] = ()
+    # image datasets: the reader of kexue.data.images ("idx" for MNIST-format files)
+    reader: str = ""
 
 
 _MNIST_URLS = (
@@ -87,12 +91,14 @@ DATASETS: dict[str, Dataset] = {
             ),
             citation="LeCun, Bottou, Bengio & Haffner (1998)",
             licence="CC BY-SA 3.0 (per Keras/TFDS)",
+            reader="idx",
         ),
         Dataset(
             name="digits",
             kind="embedded",
             description="scikit-learn's bundled 8x8 digits (1,797 images, 17 grey levels)",
             generator="kexue.data.embedded:sklearn_digits",
+            reader="digits",
             citation="UCI ML hand-written digits (Alpaydin & Kaynak 1998)",
             licence="CC BY 4.0 (UCI); shipped in the scikit-learn wheel",
         ),
@@ -102,6 +108,7 @@ DATASETS: dict[str, Dataset] = {
             description=("scikit-learn's two bundled sample photos (427x640 RGB); the glow "
                          "article cuts them into 16x16 patches"),
             generator="kexue.data.embedded:sklearn_image_patches",
+            reader="image_patches",
             licence="shipped in the scikit-learn wheel",
         ),
         Dataset(
@@ -116,7 +123,7 @@ DATASETS: dict[str, Dataset] = {
             name="synthetic_spectra",
             kind="embedded",
             description="physically motivated synthetic 4-class spectra on the 2600-point grid",
-            generator="kexue.articles.spectra_conv1d.synthetic:generate_dataset",
+            generator="kexue.data.spectra.synthetic:generate_dataset",
         ),
         Dataset(
             name="tianchi_spectra",
@@ -142,6 +149,7 @@ DATASETS: dict[str, Dataset] = {
                            size=12_292_000),
             ),
             citation="Krizhevsky (2009), Learning Multiple Layers of Features from Tiny Images",
+            reader="cifar10",
         ),
         Dataset(
             name="celeba",
@@ -165,6 +173,7 @@ DATASETS: dict[str, Dataset] = {
             ),
             citation="Liu, Luo, Wang & Tang (2015), Deep Learning Face Attributes in the Wild",
             licence="CelebA agreement: non-commercial research only, no redistribution",
+            reader="celeba",
         ),
     ]
 }
@@ -174,4 +183,4 @@ def get_dataset(name: str) -> Dataset:
     try:
         return DATASETS[name]
     except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None
+        raise ConfigError(f"unknown dataset {name!r} (known: {', '.join(sorted(DATASETS))})") from None

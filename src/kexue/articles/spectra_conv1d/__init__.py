@@ -6,10 +6,3 @@ with a fixed class mix. Runs: ``conv1d`` (the article; Tianchi files, or synthet
 the embedded source, always labelled synthetic) and ``mnist1d`` (the same blocks adapted to
 MNIST-1D, an external check against the published 1-D CNN's 94 %).
 """
-
-from .common import DataConfig, RunConfig
-from .data import prepare
-from .evaluation import comparisons, evaluate
-from .trainer import train
-
-__all__ = ["DataConfig", "RunConfig", "comparisons", "evaluate", "prepare", "train"]

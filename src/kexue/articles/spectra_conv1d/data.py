@@ -17,15 +17,24 @@ import numpy as np
 import pooch
 import torch
 
+from kexue.data.spectra import CLASSES, N_PIX, synthetic
+from kexue.data.spectra import readers as loaders
 from kexue.io import atomic_path, read_json, write_json
 
-from . import loaders, synthetic
-from .common import CLASSES, N_PIX, DataConfig
+from .config import DataConfig
+
+FLUX_SCALE = 100.0  # the article's only normalisation: flux / 100
 
 SYNTHETIC_LABEL = "synthetic spectra (embedded)"
 TIANCHI_LABEL = "Tianchi LAMOST DR3 (user folder)"
 FITS_LABEL = "LAMOST FITS spectra, resampled (user folder)"
 GRID_NOTE = "linspace(3690, 9100, 2600) Å [assumption: the competition documents only the range]"
+
+
+def to_input(flux: np.ndarray) -> torch.Tensor:
+    """Flux (N, 2600) -> network input (N, 1, 2600) float32 tensor: flux / 100, nothing else."""
+    x = torch.as_tensor(np.asarray(flux, dtype=np.float32) / FLUX_SCALE)
+    return x.unsqueeze(1)
 
 
 def split_order(n: int, cfg: DataConfig) -> tuple[np.ndarray, int]:

@@ -1,0 +1,143 @@
+"""train(): maximum likelihood on dequantised images; Su's collapse guard; the test NLL."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from kexue.nn.flows import bits_per_dim, data_dependent_init
+from kexue.rng import epoch_permutation, step_generator
+from kexue.training import Checkpointer, Run, RunContext, TrackedState
+
+from .config import RunConfig
+from .data import dequantise, load_prepared
+from .model import Glow, build_model
+
+
+@torch.no_grad()
+def test_nll(model: Glow, x_test: torch.Tensor, n_levels: int, seed: int, device,
+             limit: int = 0, batch: int = 500) -> float:
+    """Mean NLL (nats / image) on dequantised test images, one fixed noise draw per image."""
+    was_training = model.training
+    model.eval()
+    x_test = x_test[:limit] if limit else x_test
+    g = torch.Generator().manual_seed(seed + 10_007)
+    total = 0.0
+    for i in range(0, len(x_test), batch):
+        k = x_test[i: i + batch]
+        x = dequantise(k, torch.rand(k.shape, generator=g), n_levels).to(device)
+        total += -model.log_prob(x).double().sum().item()
+    model.train(was_training)
+    return total / len(x_test)
+
+
+class CollapseGuard:
+    """Su's guard: keep the weights of the lowest epoch loss; after epoch ``cfg.collapse_after``
+    an epoch loss above 0 (worse than the uniform density on the data cube, i.e. bpd >
+    log2(n_levels)) means the flow has collapsed: reload the best weights, lr -> collapse_lr."""
+
+    def __init__(self, cfg: RunConfig, model: nn.Module, opt, state: TrackedState,
+                 ckpt: Checkpointer):
+        self.cfg, self.model, self.opt, self.state, self.ckpt = cfg, model, opt, state, ckpt
+
+    def __call__(self, epoch: int, loss: float) -> bool:
+        if loss <= self.state["best_loss"]:
+            self.state["best_loss"] = loss
+            self.ckpt.save({"model": self.model.state_dict(), "epoch": epoch}, "best")
+            return False
+        if not (self.cfg.collapse_guard and epoch > self.cfg.collapse_after and loss > 0):
+            return False
+        best = self.ckpt.load("best", map_location=next(self.model.parameters()).device)
+        self.model.load_state_dict(best["model"])
+        self.state["lr"] = self.cfg.collapse_lr
+        for group in self.opt.param_groups:
+            group["lr"] = self.cfg.collapse_lr
+        self.state["collapses"] = self.state.get("collapses", 0) + 1
+        print(f"[glow] collapse guard: epoch {epoch} loss {loss:.4g} > 0; reloaded the weights "
+              f"of epoch {best['epoch']}, lr -> {self.cfg.collapse_lr:g}", flush=True)
+        return True
+
+
+def _optimiser(cfg: RunConfig, params):
+    if cfg.optimiser == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr)
+    if cfg.optimiser == "adamax":
+        return torch.optim.Adamax(params, lr=cfg.lr)
+    raise ValueError(f"unknown optimiser {cfg.optimiser!r} (adam | adamax)")
+
+
+class _Batches:
+    """Batch ``step`` = images [step * B, (step + 1) * B) of an endless stream of epoch
+    permutations: every image once per pass, a pure function of (seed, step)."""
+
+    def __init__(self, n: int, batch: int, seed: int):
+        self.n, self.batch, self.seed, self.cache = n, batch, seed, {}
+
+    def _perm(self, p: int) -> torch.Tensor:
+        if p not in self.cache:
+            self.cache = {p: epoch_permutation(self.n, self.seed, p)}
+        return self.cache[p]
+
+    def __call__(self, step: int) -> torch.Tensor:
+        pos = torch.arange(step * self.batch, (step + 1) * self.batch)
+        passes, idx = pos // self.n, pos % self.n
+        return torch.cat([self._perm(int(p))[idx[passes == p]] for p in passes.unique()])
+
+
+def _setup(ctx: RunContext):
+    """Threads, the prepared data and a freshly built model on the run's device."""
+    torch.set_num_threads(ctx.cfg.threads or ctx.threads)
+    x_train, x_test, meta = load_prepared(ctx.data_dir, ctx.cfg.dataset)
+    return x_train, x_test, meta, build_model(ctx.cfg, meta["shape"]).to(ctx.device)
+
+
+def train(ctx: RunContext) -> None:
+    cfg = ctx.cfg
+    x_train, x_test, meta, model = _setup(ctx)
+    levels, dims = meta["n_levels"], int(np.prod(meta["shape"]))
+    opt = _optimiser(cfg, model.parameters())
+    run = Run(ctx)
+    ckpt = run.ckpt
+    state = TrackedState(lr=cfg.lr, best_loss=math.inf, collapses=0)
+    batches = _Batches(len(x_train), cfg.batch_size, cfg.seed)
+    guard = CollapseGuard(cfg, model, opt, state, ckpt)
+
+    if ckpt.load() is None:  # a resumed run keeps its saved init (and must not redo it)
+        g = torch.Generator().manual_seed(cfg.seed + 1)
+        k = x_train[torch.randperm(len(x_train), generator=g)[: cfg.actnorm_init_images]]
+        x = dequantise(k, torch.rand(k.shape, generator=g), levels).to(ctx.device)
+        if data_dependent_init(model, x):
+            print(f"[glow/{ctx.run}] data-dependent actnorm init on {len(x)} images")
+
+    def train_step(step: int) -> dict:
+        k = x_train[batches(step)]
+        noise = torch.rand(k.shape, generator=step_generator(cfg.seed, step))
+        x = dequantise(k, noise, levels).to(ctx.device)
+        lr = state["lr"] * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else \
+            state["lr"]
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss = -model.log_prob(x).mean()
+        if not torch.isfinite(loss):  # leave the weights alone: fit stops on this loss
+            return {"loss": loss.item()}
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        return {"loss": loss.item(), "bpd": bits_per_dim(loss.item(), dims, levels)}
+
+    def end_of_epoch(epoch: int, row: dict) -> dict:
+        collapsed = guard(epoch, row["train_loss"])
+        nll = test_nll(model, x_test, levels, cfg.seed, ctx.device, cfg.eval_images)
+        return {"test_nll": nll, "test_bpd": bits_per_dim(nll, dims, levels),
+                "lr": state["lr"], "collapse_guard": int(collapsed)}
+
+    result = run.fit(modules={"model": model, "opt": opt, "state": state},
+                     total_steps=cfg.epochs * cfg.steps_per_epoch,
+                     steps_per_epoch=cfg.steps_per_epoch, train_step=train_step,
+                     end_of_epoch=end_of_epoch, checkpoint_every=cfg.checkpoint_every)
+    run.finish(model.state_dict(), result.history)

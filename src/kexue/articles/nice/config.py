@@ -1,0 +1,44 @@
+"""Configs of the NICE article. Defaults are Su's (``full``) settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kexue.config import NonNegative, Positive, Probability
+from kexue.data.images import ImageOptions
+
+
+@dataclass
+class DataConfig:
+    # any registered image dataset; () = the source's default (digits embedded, MNIST official)
+    datasets: tuple[str, ...] = ()
+    images: ImageOptions = field(default_factory=ImageOptions)
+    max_train: NonNegative[int] = 0  # 0 = all training images (smoke runs use fewer)
+
+
+@dataclass
+class NiceModel:
+    couplings: Positive[int] = 4
+    hidden: Positive[int] = 1000  # width of each coupling MLP
+    depth: Positive[int] = 5  # layers of each coupling MLP
+    scale_init_std: NonNegative[float] = 0.05  # Keras glorot_normal on the (1, D) scale weight
+
+
+@dataclass
+class RunConfig:
+    recipe: Literal["su", "original"] = "su"
+    model: NiceModel = field(default_factory=NiceModel)
+    batch_size: Positive[int] = 128
+    epochs: Positive[int] = 30
+    lr: Positive[float] = 1e-3
+    adam_beta2: Probability[float] = 0.999
+    adam_eps: Positive[float] = 1e-7  # Keras default; the paper's delta is 1e-4
+    su_noise: NonNegative[float] = 0.01  # width of Su's negative training noise
+    temperature: Positive[float] = 0.75
+    n_samples: Positive[int] = 100
+    seed: NonNegative[int] = 0
+    checkpoint_every: Positive[int] = 200
+    # bf16 for the coupling MLPs on CUDA: safe for additive coupling, whose inverse recomputes
+    # m(x1) from the same x1; the scale layer, prior and every evaluation stay in fp32.
+    amp: bool = True

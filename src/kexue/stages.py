@@ -1,0 +1,112 @@
+"""The workflow stages, one function each: what ``python -m kexue <stage>`` runs.
+
+Each stage imports only the article part it runs (``data``, ``train``, ``evaluate``, ...), so
+the code a stage depends on is exactly what ``dvc.yaml`` lists for it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from kexue import config, paths
+from kexue.dag import datasets_of
+from kexue.errors import UserError
+from kexue.io import write_json
+from kexue.registry import get_article
+
+
+def _need(path: Path, hint: str) -> Path:
+    if not path.exists():
+        raise UserError(f"{path} does not exist: {hint}")
+    return path
+
+
+def _variant(params: dict) -> str:
+    return config.variant(params)
+
+
+
+def download(params: dict, dataset: str) -> None:
+    from kexue.data.fetch import materialise
+
+    materialise(dataset, paths.path(paths.RAW, dataset=dataset),
+                mirror=config.mirror(params), local_dir=config.data_dir_override(params, dataset))
+
+
+def prepare(params: dict, article_id: str) -> None:
+    article = get_article(article_id)
+    raw = {}
+    for name in datasets_of(params, article_id):
+        raw[name] = _need(paths.path(paths.RAW, dataset=name),
+                          f"run `python -m kexue download {name}` (or snakemake) first")
+    out = paths.path(paths.PROCESSED, variant=_variant(params), article=article_id)
+    out.mkdir(parents=True, exist_ok=True)
+    article.part("data").prepare(config.data_config(params, article_id), raw, out,
+                                 params["data_source"])
+
+
+def context(params: dict, article_id: str, run: str, seed: int | None, threads: int):
+    import torch
+
+    from kexue.training import RunContext, pick_device
+
+    cfg = config.run_config(params, article_id, run, seed)
+    torch.set_num_threads(max(1, threads))
+    where = {"variant": _variant(params), "article": article_id, "run": run, "seed": cfg.seed}
+    data_dir = paths.path(paths.PROCESSED, variant=where["variant"], article=article_id)
+    _need(data_dir, f"run `python -m kexue prepare {article_id}` (or snakemake) first")
+    return RunContext(article=article_id, run=run, seed=cfg.seed, cfg=cfg,
+                      data_cfg=config.data_config(params, article_id), data_dir=data_dir,
+                      out_dir=paths.path(paths.RUN, **where),
+                      ckpt_dir=paths.path(paths.CHECKPOINTS, **where),
+                      device=pick_device(params.get("device", "auto")),
+                      profile=params["profile"], source=params["data_source"], threads=threads)
+
+
+def _record(ctx, wall_time: float) -> dict:
+    from dataclasses import asdict
+
+    from kexue.provenance import machine
+
+    return {"article": ctx.article, "run": ctx.run, "seed": ctx.seed, "profile": ctx.profile,
+            "data_source": ctx.source, "config": asdict(ctx.cfg),
+            "wall_time_s": round(wall_time, 2), **machine(ctx.device)}
+
+
+def train(params: dict, article_id: str, run: str, seed: int | None, threads: int) -> None:
+    from kexue.training import seed_everything
+
+    ctx = context(params, article_id, run, seed, threads)
+    seed_everything(ctx.seed)
+    start = time.perf_counter()
+    get_article(article_id).part("train").train(ctx)
+    write_json(ctx.out_dir / "train.json", _record(ctx, time.perf_counter() - start))
+
+
+def evaluate(params: dict, article_id: str, run: str, seed: int | None, threads: int) -> None:
+    from kexue.training import seed_everything
+
+    ctx = context(params, article_id, run, seed, threads)
+    _need(ctx.out_dir / "model.pt", f"train it first: `python -m kexue train {article_id} {run}"
+                                    f" --seed {ctx.seed}` (or snakemake)")
+    seed_everything(ctx.seed)
+    ctx.artifacts.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    metrics = get_article(article_id).part("evaluate").evaluate(ctx)
+    metrics["provenance"] = _record(ctx, time.perf_counter() - start)
+    write_json(ctx.out_dir / "metrics.json", metrics)
+
+
+def report(params: dict, article_id: str) -> None:
+    from kexue.report import render_notebook
+
+    variant = _variant(params)
+    render_notebook(article_id, paths.path(paths.RESULTS, variant=variant) / article_id,
+                    paths.path(paths.REPORT, variant=variant, article=article_id))
+
+
+def summary(params: dict) -> None:
+    from kexue.report import write_summary
+
+    write_summary(params, paths.path(paths.RESULTS, variant=_variant(params)))
