@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from conftest import REPO, run, tool_env
-from kexue import paths
+from kexue import config, paths
 
 pytestmark = pytest.mark.slurm
 
@@ -67,7 +67,8 @@ def _jobcomp(jobid: str) -> list[str]:
             if line.startswith(f"JobId={jobid} ")]
 
 
-def _copy_repo(dest: Path, profile: str = "smoke", edit=None) -> Path:
+def _copy_repo(dest: Path, edit=None) -> Path:
+    """The working tree on the smoke profile (``edit`` may change its params further)."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
                            cwd=REPO, capture_output=True, text=True, check=True).stdout
     for name in filter(None, files.split("\0")):
@@ -75,12 +76,19 @@ def _copy_repo(dest: Path, profile: str = "smoke", edit=None) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, dest / name)
     params = yaml.safe_load((dest / "params.yaml").read_text())
-    params["profile"] = profile
+    params["profile"] = "smoke"
     if edit:
         edit(params)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.rmtree(dest / ".dvc", ignore_errors=True)  # outputs are compared, not committed
     return dest
+
+
+def _where(repo: Path, article: str, run_name: str) -> dict:
+    """The path wildcards of the first seed of one run, as the repo's params define them."""
+    params = config.load_params(repo / "params.yaml")
+    return {"variant": config.variant(params), "article": article, "run": run_name,
+            "seed": config.seeds(params, article, run_name)[0]}
 
 
 def _state_dict(path: Path) -> dict:
@@ -102,9 +110,9 @@ def _metrics(path: Path) -> dict:
 
 def test_one_articles_smoke_dag_goes_through_slurm_and_matches_a_local_run(slurm, tmp_path):
     article = "nice"
-    target = paths.REPORT.format(article=article)
     local = _copy_repo(tmp_path / "local")
     cluster = _copy_repo(tmp_path / "cluster")
+    target = paths.REPORT.format(**_where(local, article, "su"))
     run(["snakemake", "--cores", "2", target], local)
     done = run(["snakemake", *PROFILE, target], cluster)
 
@@ -123,7 +131,7 @@ def test_one_articles_smoke_dag_goes_through_slurm_and_matches_a_local_run(slurm
         assert job["NumCPUs"] == "1" and job["JobState"] == "COMPLETED", job
 
     for run_name in ("su", "original"):
-        wc = {"article": article, "run": run_name}
+        wc = _where(local, article, run_name)
         _assert_same_weights(local / paths.MODEL.format(**wc), cluster / paths.MODEL.format(**wc))
         assert _metrics(local / paths.METRICS.format(**wc)) == _metrics(
             cluster / paths.METRICS.format(**wc))
@@ -149,7 +157,8 @@ def test_the_gpu_resource_becomes_a_gres_request(slurm, tmp_path):
 def _slow_smoke_run(params: dict) -> None:
     """nice/su long enough (about 15-40 s on 2 busy cores) to be requeued half-way."""
     params["articles"]["nice"]["smoke"]["data"] = {}
-    params["articles"]["nice"]["smoke"]["runs"]["su"] = {"hidden": 256, "depth": 4, "epochs": 12}
+    params["articles"]["nice"]["smoke"]["runs"]["su"] = {"model": {"hidden": 256, "depth": 4},
+                                                         "epochs": 12}
 
 
 def _running_train_job(timeout: float) -> str:
@@ -174,7 +183,7 @@ def _wait_for(path: Path, timeout: float) -> None:
 
 def test_a_requeued_train_job_resumes_from_its_checkpoint(slurm, tmp_path):
     repo = _copy_repo(tmp_path / "repo", edit=_slow_smoke_run)
-    wc = {"article": "nice", "run": "su"}
+    wc = _where(repo, "nice", "su")
     target = paths.TRAIN_INFO.format(**wc)
     snake = subprocess.Popen(["snakemake", *PROFILE, target], cwd=repo, env=tool_env(repo),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -192,14 +201,16 @@ def test_a_requeued_train_job_resumes_from_its_checkpoint(slurm, tmp_path):
     assert snake.returncode == 0, out[-4000:]
     assert _job(jobid)["Restarts"] == "1"
     assert len(_jobcomp(jobid)) >= 2  # the scheduler recorded both ends of the job
-    train_log = (repo / "logs" / "train" / "nice" / "su.log").read_text()
+    job = f"train--nice--su--seed{wc['seed']}"
+    train_log = (repo / paths.LOG.format(variant=wc["variant"], job=job)).read_text()
     resumed = re.search(r"resuming from step (\d+)", train_log)
     assert resumed and int(resumed.group(1)) > 0, train_log[-2000:]
 
     # The resumed run ends where an uninterrupted one does.
     model = repo / paths.MODEL.format(**wc)
     shutil.move(model, repo / "model.slurm.pt")
-    run(["python", "-m", "kexue", "train", "nice", "su", "--threads", "1"], repo)
+    run(["python", "-m", "kexue", "train", "nice", "su", "--seed", str(wc["seed"]),
+         "--threads", "1"], repo)
     _assert_same_weights(model, repo / "model.slurm.pt")
 
 
