@@ -32,7 +32,9 @@ from dataclasses import dataclass
 
 import torch
 
-from kexue.articles import glow, nice
+from kexue.articles.glow.config import GlowModel
+from kexue.articles.glow.model import Glow
+from kexue.articles.nice.model import Nice
 from kexue.nn import parameter_count
 from kexue.nn.flows import data_dependent_init
 
@@ -52,9 +54,9 @@ class Case:
 
 
 def our_glow(levels: int, depth: int, width: int, shape) -> torch.nn.Module:
-    cfg = glow.RunConfig(recipe="original", levels=levels, depth=depth, width=width,
-                         coupling="affine", permutation="invconv", actnorm="data")
-    return glow.build_model(cfg, shape)
+    cfg = GlowModel(levels=levels, depth=depth, width=width, coupling="affine",
+                    permutation="invconv", actnorm="data")
+    return Glow(shape, cfg, seed=0)
 
 
 class UnconditionalMultiscaleFlow(nf.MultiscaleFlow):
@@ -82,7 +84,7 @@ def peer_glow(levels: int, depth: int, width: int, shape) -> torch.nn.Module:
 
 
 def our_nice(dims: int, hidden: int, depth: int) -> torch.nn.Module:
-    return nice.Nice(dims, nice.RunConfig(recipe="su", hidden=hidden, depth=depth))
+    return Nice(dims, couplings=4, hidden=hidden, depth=depth, recipe="su", scale_init_std=0.05)
 
 
 def peer_nice(dims: int, hidden: int, depth: int, couplings: int = 4) -> torch.nn.Module:
