@@ -73,8 +73,9 @@ MpiDefault=none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
-# Finished jobs stay visible to squeue for 5 minutes: the plugin polls squeue (no sacct here).
-MinJobAge=300
+# Finished jobs stay visible to squeue and scontrol for an hour: the plugin polls squeue (no
+# sacct here), and the tests read the records after slow runs on a busy machine.
+MinJobAge=3600
 AccountingStorageType=accounting_storage/none
 GresTypes=gpu
 # One line per finished job: the scheduler's own record, since there is no accounting database.
