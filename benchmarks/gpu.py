@@ -8,7 +8,8 @@ Each run is the article's own ``train(ctx)`` on its prepared ``full`` data, in a
 (``--workdir``), with the training loop of the kit (``kexue.training.Run.fit``) capped at
 ``--warmup + --steps`` steps: every step goes through the article's real data path, model,
 optimiser and precision. Per run it prints the median seconds per step after the warm-up,
-samples per second (where the config names its batch: ``batch_size``, ``batch_mix``), peak
+samples per second (the RunConfig's ``batch_size``, or ``samples_per_step(cfg)`` of the
+article's config module), peak
 GPU memory, the mixed precision the step entered (any ``torch.autocast``) and the TF32 flags,
 the mean GPU utilisation sampled by nvidia-smi during the timed steps (near 100 % means data
 loading is not the bottleneck), one end-of-epoch evaluation, and the projected wall time of
@@ -167,11 +168,13 @@ def measured_fit(stages_out: list[Stage], warmup: int, steps: int, device: torch
         Run.fit = original
 
 
-def batch_size(cfg) -> int | None:
-    if hasattr(cfg, "batch_size"):
-        return cfg.batch_size
-    mix = getattr(cfg, "batch_mix", None)
-    return sum(mix.values()) if isinstance(mix, dict) else None
+def batch_size(article: str, cfg) -> int | None:
+    """Examples per training step: the article config's ``samples_per_step(cfg)`` when it has
+    one (runs with different batch fields), else the RunConfig's ``batch_size``."""
+    declared = getattr(get_article(article).part("config"), "samples_per_step", None)
+    if declared is not None:
+        return declared(cfg)
+    return getattr(cfg, "batch_size", None)
 
 
 def tf32_flags(device: torch.device) -> str:
@@ -216,7 +219,7 @@ def bench_run(params, article, run, args, device) -> dict:
     if not measured:
         raise SystemExit(f"{article}/{run}: train() never called kexue.training.Run.fit; "
                          f"only articles that train through Run.fit can be measured")
-    batch = batch_size(ctx.cfg)
+    batch = batch_size(article, ctx.cfg)
     step = sum(s.s_per_step for s in measured) / len(measured)
     return {
         "article": article, "run": run, "seeds": len(seeds),
