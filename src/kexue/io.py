@@ -10,8 +10,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -50,11 +48,15 @@ def read_json(path: str | os.PathLike) -> Any:
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
     """torch.save into memory first: the archive then carries no temporary file name, so the
     same content always gives the same bytes (and the same DVC hash)."""
+    import torch  # here, not at the top: Snakemake imports this module while parsing the DAG
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     write_bytes(path, buffer.getvalue())
 
 
 def load_torch(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    import torch
+
     # weights_only: checkpoints hold tensors, numbers, strings and plain containers only.
     return torch.load(path, map_location=map_location, weights_only=True)

@@ -102,6 +102,10 @@ def report(params: dict, article_id: str) -> None:
     from kexue.report import render_notebook
 
     variant = _variant(params)
+    results = paths.path(paths.RESULTS, variant=variant) / article_id
+    if not any(results.glob("*/seed*/metrics.json")):
+        raise UserError(f"{results} holds no evaluated run: run `python -m kexue evaluate "
+                        f"{article_id} <run>` (or snakemake) first")
     render_notebook(article_id, paths.path(paths.RESULTS, variant=variant) / article_id,
                     paths.path(paths.REPORT, variant=variant, article=article_id))
 
@@ -109,4 +113,7 @@ def report(params: dict, article_id: str) -> None:
 def summary(params: dict) -> None:
     from kexue.report import write_summary
 
+    for article_id in config.article_ids(params):
+        _need(paths.path(paths.REPORT, variant=_variant(params), article=article_id),
+              f"run `python -m kexue report {article_id}` (or snakemake) first")
     write_summary(params, paths.path(paths.RESULTS, variant=_variant(params)))

@@ -103,7 +103,7 @@ class TrackedState(dict):
 
     def load_state_dict(self, state: dict) -> None:
         self.clear()
-        self.update(state)
+        dict.update(self, state)  # not self.update: KeepBest's update means something else
 
 
 class Checkpointer:
@@ -130,7 +130,7 @@ class Checkpointer:
                 continue
             try:
                 state = load_torch(path, map_location=map_location)
-            except Exception as e:  # truncated, corrupted or not a checkpoint at all
+            except Exception as e:  # noqa: BLE001 - truncated, corrupted, or no checkpoint at all
                 print(f"warning: checkpoint {path} is unreadable ({type(e).__name__}); "
                       f"{'trying the previous one' if candidate == 'last' else 'ignoring it'}",
                       file=sys.stderr)
@@ -166,12 +166,9 @@ class KeepBest(TrackedState):
     def update(self, epoch: int, score: float, model: torch.nn.Module) -> bool:
         if not math.isfinite(score) or not self.is_better(score):
             return False
-        self.update_state(epoch, score)
+        dict.update(self, score=float(score), epoch=int(epoch))
         self.ckpt.save({"model": model.state_dict(), "epoch": epoch, "score": score}, "best")
         return True
-
-    def update_state(self, epoch: int, score: float) -> None:
-        dict.update(self, score=float(score), epoch=int(epoch))
 
     def weights(self, map_location: Any = "cpu") -> dict:
         state = self.ckpt.load("best", map_location=map_location)

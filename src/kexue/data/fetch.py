@@ -314,6 +314,10 @@ def _content_sha256(path: Path) -> str:
 
 def _use_user_folder(ds: Dataset, dest: Path, local_dir: Path | None) -> None:
     folder = _user_folder(ds, local_dir)
+    missing = [name for name in ds.required if not (folder / name).exists()]
+    if missing:
+        raise MissingFile(f"data_dirs.{ds.name} = {folder} lacks {', '.join(missing)} (the "
+                          f"official layout of {ds.description})")
     entries = []
     for rf in ds.files:
         path = folder / rf.name

@@ -53,6 +53,8 @@ class Dataset:
     mirror_subset: tuple[RemoteFile, ...] = ()
     # image datasets: the reader of kexue.data.images ("idx" for MNIST-format files)
     reader: str = ""
+    # local: what a user folder must hold (files or folders), checked before anything is read
+    required: tuple[str, ...] = ()
 
 
 _MNIST_URLS = (
@@ -60,6 +62,9 @@ _MNIST_URLS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/{}",
     "http://yann.lecun.com/exdb/mnist/{}",
 )
+
+
+FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
 
 def _mnist_file(name, sha256, md5, size, sha256_uncompressed=None):
@@ -91,6 +96,31 @@ DATASETS: dict[str, Dataset] = {
             ),
             citation="LeCun, Bottou, Bengio & Haffner (1998)",
             licence="CC BY-SA 3.0 (per Keras/TFDS)",
+            reader="idx",
+        ),
+        Dataset(
+            name="fashion-mnist",
+            kind="remote",
+            description="Fashion-MNIST, 60,000 train + 10,000 test, 28x28 8-bit",
+            files=tuple(
+                RemoteFile(name, (FASHION_MNIST_URL + name,), sha256=sha256, md5=md5, size=size)
+                for name, sha256, md5, size in (
+                    ("train-images-idx3-ubyte.gz",
+                     "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                     "8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26421880),
+                    ("train-labels-idx1-ubyte.gz",
+                     "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                     "25c81989df183df01b3e8a0aad5dffbe", 29515),
+                    ("t10k-images-idx3-ubyte.gz",
+                     "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                     "bef4ecab320f06d8554ea6380940ec79", 4422102),
+                    ("t10k-labels-idx1-ubyte.gz",
+                     "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+                     "bb300cfdad3c16e7a12a480ee83cd310", 5148),
+                )),
+            citation="Xiao, Rasul & Vollgraf (2017), arXiv 1708.07747",
+            licence="MIT (Zalando SE)",
+            notes=("md5s as published in the official README; sha256 of the same files",),
             reader="idx",
         ),
         Dataset(
@@ -129,6 +159,7 @@ DATASETS: dict[str, Dataset] = {
             name="tianchi_spectra",
             kind="local",
             description="Tianchi 2018 LAMOST DR3 competition spectra (user-supplied; not public)",
+            required=("first_train_index_20180131.csv", "first_train_data_20180131"),
             citation="Tianchi 天体光谱智能分类, raceId 231646",
         ),
         Dataset(

@@ -6,18 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from kexue.data.spectra import CLASSES, wavelength_grid
 from kexue.io import load_torch
 from kexue.metrics.classification import confusion, macro_f1, per_class_f1
 from kexue.nn import parameter_count
+from kexue.plots import confusion_figure
 from kexue.training import RunContext, read_history
 
 from .data import load_prepared
 from .model import build_model
 from .train import predict
-
 
 
 def _load_model(ctx: RunContext, task: str):
@@ -112,13 +111,7 @@ def _pyplot():
 
 def _plot_confusion(cm: np.ndarray, names, path: Path, title: str) -> None:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(names), 1 + 0.55 * len(names)))
-    ax.imshow(cm / np.maximum(cm.sum(1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
-    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names,
-           yticklabels=names, xlabel="predicted", ylabel="true")
-    ax.set_title(title, fontsize=9)
+    fig = confusion_figure(cm, names, title)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
