@@ -23,10 +23,16 @@ die() { echo "slurm-local: $*" >&2; exit 1; }
 install_packages() {
     command -v slurmctld >/dev/null && command -v slurmd >/dev/null \
         && command -v sbatch >/dev/null && command -v munged >/dev/null && return
-    command -v apt-get >/dev/null || die "apt-get not found: install ${PACKAGES[*]} by hand"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${PACKAGES[@]}" >/dev/null
+    # Exit status 3: the packages could not be had (no apt-get, no package index reachable).
+    if ! command -v apt-get >/dev/null; then
+        echo "slurm-local: apt-get not found: install ${PACKAGES[*]} by hand" >&2
+        exit 3
+    fi
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends "${PACKAGES[@]}" >/dev/null; }; then
+        echo "slurm-local: could not install ${PACKAGES[*]}" >&2
+        exit 3
+    fi
 }
 
 start_munge() {

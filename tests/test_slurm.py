@@ -49,6 +49,8 @@ def slurm():
     env = dict(os.environ, SLURM_LOCAL_GPUS="1")
     done = subprocess.run(["bash", str(SCRIPT), "start"], env=env, capture_output=True,
                           text=True, check=False, timeout=900)
+    if done.returncode == 3:  # the script's "packages not available" (offline, no apt-get)
+        pytest.skip(f"SLURM's Debian packages could not be installed: {done.stderr.strip()}")
     assert done.returncode == 0, f"slurm-local.sh start failed:\n{done.stdout}\n{done.stderr}"
     yield
     if not was_up:
@@ -119,7 +121,7 @@ def test_one_articles_smoke_dag_goes_through_slurm_and_matches_a_local_run(slurm
 
     log = done.stdout + done.stderr
     submitted = dict(SUBMITTED.findall(log))  # SLURM job id -> rule
-    remote_rules = re.findall(r"^rule (\w+):", log, flags=re.M)  # local ones: "localrule"
+    remote_rules = re.findall(r"^rule (\w+):", log, flags=re.MULTILINE)  # not "localrule"
     assert {"generate", "prepare", "train", "evaluate", "report"} <= set(remote_rules)
     assert sorted(submitted.values()) == sorted(remote_rules), "every job went to sbatch"
     for jobid, rule in submitted.items():
