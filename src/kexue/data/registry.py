@@ -263,6 +263,41 @@ DATASETS: dict[str, Dataset] = {
             licence="no licence found: research only",
             notes=("derived: converted to xlsx by a third party; see the mirror's MANIFEST.md",),
         ),
+        Dataset(
+            name="paraphrase_lexicon",
+            kind="embedded",
+            description=("the in-code Chinese lexicon (40 one-slot question intents, typed slot "
+                         "pools, synonyms, particles, confusable characters) from which "
+                         "SYNTHETIC paraphrase groups are sampled"),
+            generator="kexue.data.paraphrase:write_lexicon",
+            licence="written for this project",
+        ),
+        Dataset(
+            name="lcqmc",
+            kind="remote",
+            description=("LCQMC Chinese question pairs (Baidu Zhidao), s1<TAB>s2<TAB>label: dev "
+                         "8,802 + test 12,500 pairs (train.txt is not used)"),
+            # Distributed on application only (no public URL): read from a mirror or from
+            # data_dirs.lcqmc. The sha256s are the offline mirror's (no official checksum).
+            files=(
+                RemoteFile("dev.txt", (), sha256=(
+                    "d3cd41ed89b8f6196a76ebff2aa03d5ecf42edcd12942aa865d34f7e570af7c2")),
+                RemoteFile("test.txt", (), sha256=(
+                    "8969f9c16050f40df9da6f591443a47bc14c17a504a354ee4cc4ab5b9aa303d9")),
+            ),
+            citation=("Liu et al. (2018), LCQMC: A Large-scale Chinese Question Matching "
+                      "Corpus, COLING"),
+            licence="HIT Shenzhen terms: non-commercial research, internal use, no redistribution",
+            notes=(("apply at http://icrc.hitsz.edu.cn/info/1037/1146.htm, then set "
+                    "data_dirs.lcqmc to the folder holding dev.txt and test.txt"),),
+        ),
+        Dataset(
+            name="tongyiju",
+            kind="local",
+            description=("Su's private synonymous-sentence groups, tongyiju.csv "
+                         "(group_id<TAB>sentence, ~100k groups; user-supplied)"),
+            citation="kexue.fm/archives/5743 (the corpus is not shared)",
+        ),
     ]
 }
 
