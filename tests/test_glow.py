@@ -116,10 +116,12 @@ def test_cifar_binary_reader_on_the_mirror_subset(shared_datasets):
     assert x[0, :, 0, 0].tolist() == [59, 62, 63] and labels[0] == 6  # keras x_train[0]
     assert x[1, :, 0, 0].tolist() == [154, 177, 187]
     assert labels[:10].tolist() == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]
-    train, test, meta = images.read_cifar10(CIFAR_SUBSET.parent, ImageOptions())
-    assert (len(train), len(test)) == (3500, 500)
-    assert np.array_equal(test[0], x[3500])
-    assert "3500-3999 held out" in meta["test_split"] and not meta["full_dataset"]
+    cifar = images.read_cifar10("cifar10", CIFAR_SUBSET.parent, ImageOptions())
+    assert (len(cifar.train), len(cifar.test)) == (3500, 500)
+    assert np.array_equal(cifar.test[0], x[3500])
+    assert cifar.train_labels[:10].tolist() == labels[:10].tolist()
+    assert cifar.test_labels[0] == labels[3500]
+    assert "3500-3999 held out" in cifar.test_split and not cifar.complete
 
 
 def test_cifar_reader_layouts_and_format_checks(tmp_path):
@@ -143,12 +145,12 @@ def test_cifar_reader_layouts_and_format_checks(tmp_path):
             info.size = rec.nbytes
             tf.addfile(info, io.BytesIO(rec.tobytes()))
     with pytest.raises(DataError, match="3 records, expected 10,000"):
-        images.read_cifar10(tar_path.parent, ImageOptions())
+        images.read_cifar10("cifar10", tar_path.parent, ImageOptions())
     # the python version is never unpickled
     (tmp_path / "py").mkdir()
     (tmp_path / "py" / "cifar-10-python.tar.gz").write_bytes(b"")
     with pytest.raises(DataError, match="never unpickled"):
-        images.read_cifar10(tmp_path / "py", ImageOptions())
+        images.read_cifar10("cifar10", tmp_path / "py", ImageOptions())
 
 
 def test_celeba_reader_on_original_jpegs(shared_datasets):

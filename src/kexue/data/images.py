@@ -105,25 +105,28 @@ def _cifar_batches(folder: Path) -> tuple[dict[str, bytes], str]:
                             f"data_batch_1..5.bin + test_batch.bin, or {CIFAR_SUBSET})")
 
 
-def read_cifar10(folder: Path, opts: ImageOptions):
+def read_cifar10(name: str, folder: Path, opts: ImageOptions) -> ImageSet:
+    """The binary version (official tar, or its folder), or the mirror's subset; with labels."""
     batches, layout = _cifar_batches(folder)
     if layout == "subset":
-        x, _ = read_cifar_records(batches[CIFAR_SUBSET], CIFAR_SUBSET)
+        x, y = read_cifar_records(batches[CIFAR_SUBSET], CIFAR_SUBSET)
         k = opts.cifar_subset_test_from
         split = (f"mirror subset {CIFAR_SUBSET} (training records 0-{len(x) - 1}): records "
                  f"0-{k - 1} train, {k}-{len(x) - 1} held out as test (not the official test set)")
-        return x[:k], x[k:], {
-            "data_label": f"CIFAR-10 mirror subset ({k:,} train / {len(x) - k:,} held-out "
-                          f"training images; not the official test set)",
-            "test_split": split, "full_dataset": False}
-    train = [read_cifar_records(batches[n], n)[0] for n in CIFAR_TRAIN]
-    test = read_cifar_records(batches[CIFAR_TEST], CIFAR_TEST)[0]
-    for name, x in zip((*CIFAR_TRAIN, CIFAR_TEST), (*train, test), strict=True):
+        return ImageSet(name, x[:k], x[k:], 256,
+                        f"CIFAR-10 mirror subset ({k:,} train / {len(x) - k:,} held-out training "
+                        f"images; not the official test set)", split, False,
+                        y[:k].astype(np.int64), y[k:].astype(np.int64))
+    parts = [read_cifar_records(batches[n], n) for n in (*CIFAR_TRAIN, CIFAR_TEST)]
+    for n, (x, _) in zip((*CIFAR_TRAIN, CIFAR_TEST), parts, strict=True):
         if len(x) != 10_000:
-            raise DataError(f"{name}: {len(x)} records, expected 10,000")
-    return np.concatenate(train), test, {
-        "data_label": "CIFAR-10 (official binary version; 50,000 train / 10,000 test)",
-        "test_split": f"official test_batch.bin ({layout})", "full_dataset": True}
+            raise DataError(f"{n}: {len(x)} records, expected 10,000")
+    train = np.concatenate([x for x, _ in parts[:-1]])
+    labels = np.concatenate([y for _, y in parts[:-1]]).astype(np.int64)
+    return ImageSet(name, train, parts[-1][0], 256,
+                    "CIFAR-10 (official binary version; 50,000 train / 10,000 test)",
+                    f"official test_batch.bin ({layout})", True, labels,
+                    parts[-1][1].astype(np.int64))
 
 
 _CELEBA_ID = re.compile(r"(?:^|/)(\d{6})\.jpg$")
@@ -294,7 +297,7 @@ def read_idx_images(name: str, folder: Path, opts: ImageOptions) -> ImageSet:
 
 READERS = {
     "idx": read_idx_images,
-    "cifar10": lambda name, folder, opts: _from_tuple(name, read_cifar10(folder, opts), 256),
+    "cifar10": read_cifar10,
     "celeba": lambda name, folder, opts: _from_tuple(name, read_celeba(folder, opts), 256),
     "digits": read_digits,
     "image_patches": read_image_patches,

@@ -12,9 +12,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from kexue.gan.grid import save_image_grid
 from kexue.gan.samples import generate, to_uint8
 from kexue.io import atomic_path, load_torch
+from kexue.plots import save_image_grid
 from kexue.rng import named_generator
 from kexue.training import RunContext
 

@@ -12,8 +12,8 @@ from kexue.articles.vi_gan import evaluation
 from kexue.articles.vi_gan.data import load_images
 from kexue.articles.vi_gan.model import VAE
 from kexue.articles.vi_gan.vae import mean_elbo
-from kexue.gan.grid import save_image_grid
 from kexue.io import load_torch
+from kexue.plots import save_image_grid
 from kexue.rng import named_generator
 from kexue.training import RunContext, read_history
 
