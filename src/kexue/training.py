@@ -176,7 +176,7 @@ def content_digest(obj: Any) -> str:
         if isinstance(x, torch.Tensor):
             t = x.detach().cpu().contiguous()
             digest.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy())
         elif isinstance(x, dict):
             digest.update(f"D{len(x)}".encode())
             for k, v in x.items():
