@@ -299,6 +299,24 @@ def test_broken_npz_is_named(tmp_path, make, problem):
 
 
 @faults("Broken/hostile input: npz")
+@pytest.mark.parametrize("member", [np.zeros((5, 8), np.uint8), np.array([_Payload(Path("PWNED"))])],
+                         ids=["wrong shape", "pickled member"])
+def test_broken_dataset_at_the_prepare_stage_is_one_line(tmp_path, monkeypatch, capsys, member):
+    """The same through the CLI: NICE's prepare stage (smoke, embedded) on a broken digits.npz."""
+    monkeypatch.chdir(tmp_path)
+    raw = tmp_path / "data" / "raw" / "digits"
+    raw.mkdir(parents=True)
+    _npz(raw / "digits.npz", images=member, labels=np.zeros(5, np.int64))
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--params", str(REPO / "params.yaml"), "--profile", "smoke",
+                  "--source", "embedded", "prepare", "nice"])
+    assert done.value.code == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith("error: data/raw/digits/digits.npz: ")
+    assert not (tmp_path / "PWNED").exists()
+
+
+@faults("Broken/hostile input: npz")
 def test_npz_control_reads_back(tmp_path):
     a = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     assert np.array_equal(load_npz(_npz(tmp_path / "ok.npz", images=a), {"images": ("u", 3)})

@@ -36,6 +36,8 @@ def load_npz(path: str | os.PathLike,
     float); a broken or unexpected file is a ``DataError`` naming it and the member."""
     from kexue.errors import DataError
 
+    if Path(path).is_file() and not zipfile.is_zipfile(path):  # np.load would guess "pickle"
+        raise DataError(f"{path}: not a valid .npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {}
