@@ -59,3 +59,35 @@ class UniformOnCube(torch.nn.Module):
     def log_prob(self, x):
         inside = ((x >= self.lo) & (x < self.lo + 1)).flatten(1).all(1)
         return torch.where(inside, 0.0, -math.inf)
+
+
+# --- the fault suite's count (``pytest -m faults``): passed/failed/skipped per fault class ---
+
+_FAULT_COUNTS: dict[str, dict[str, int]] = {}
+
+
+def pytest_runtest_logreport(report):
+    cls = dict(report.user_properties).get("fault_class")
+    if cls and (report.when == "call" or report.outcome != "passed"):
+        counts = _FAULT_COUNTS.setdefault(cls, {"passed": 0, "failed": 0, "skipped": 0})
+        counts[report.outcome] += 1
+
+
+def pytest_runtest_setup(item):
+    marker = item.get_closest_marker("faults")
+    if marker is not None and marker.args:
+        item.user_properties.append(("fault_class", marker.args[0]))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _FAULT_COUNTS:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("fault suite")
+    write(f"{'fault class':<42} {'tried':>5} {'passed':>6} {'failed':>6} {'skipped':>7}")
+    for cls, c in _FAULT_COUNTS.items():
+        write(f"{cls:<42} {sum(c.values()):>5} {c['passed']:>6} {c['failed']:>6} "
+              f"{c['skipped']:>7}")
+    total = {k: sum(c[k] for c in _FAULT_COUNTS.values()) for k in ("passed", "failed", "skipped")}
+    write(f"{'all':<42} {sum(total.values()):>5} {total['passed']:>6} {total['failed']:>6} "
+          f"{total['skipped']:>7}")

@@ -44,6 +44,7 @@ DATA_SOURCES = ("embedded", "official")
 TOP_LEVEL_KEYS = {"profile", "data_source", "device", "mirror", "data_dirs", "articles"}
 BLOCK_KEYS = ("data", "seeds", "runs", "official")
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # no option, no "..", no shell word
 
 __all__ = ["ConfigError", "NonNegative", "Positive", "Probability", "Range"]
 
@@ -257,6 +258,10 @@ def _check_block(article_id: str, profile: str, block: Any, where: str) -> list[
     runs = block.get("runs")
     if not isinstance(runs, dict) or not runs:
         raise ConfigError(f"{here}.runs: expected at least one run")
+    for run in runs:  # a run name is a path part and a word of the stage's shell command
+        if not isinstance(run, str) or not RUN_NAME.fullmatch(run):
+            raise ConfigError(f"{here}.runs: run name {run!r} is not valid (letters, digits, "
+                              f"'_', '.', '-' only)")
     if "seeds" in block:
         _check_seeds(block["seeds"], f"{here}.seeds")
     official = block.get("official") or {}

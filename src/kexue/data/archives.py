@@ -9,7 +9,9 @@ is checked: an absolute name, a ``..`` component, a drive letter or backslash, a
 from __future__ import annotations
 
 import stat
+import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from kexue.errors import DataError
@@ -42,6 +44,32 @@ def check_zip(zf: zipfile.ZipFile, source: str) -> None:
         if reason:
             raise DataError(f"{source}: unsafe archive entry {info.filename!r} ({reason}); "
                             f"refusing to read the archive")
+
+
+def check_tar(tf: tarfile.TarFile, source: str) -> None:
+    for info in tf.getmembers():
+        reason = unsafe_reason(info.name)
+        if reason is None and not (info.isfile() or info.isdir()):
+            reason = "a link or special file"
+        if reason is None and info.size > MAX_MEMBER_BYTES:
+            reason = f"{info.size} bytes"
+        if reason:
+            raise DataError(f"{source}: unsafe archive entry {info.name!r} ({reason}); "
+                            f"refusing to read the archive")
+
+
+def read_tar(path: Path, wanted) -> dict[str, bytes]:
+    """The bytes of the regular members of a checked tar (any compression) for which
+    ``wanted(name)`` is true; a truncated or malformed archive is a ``DataError`` naming it."""
+    try:
+        with tarfile.open(path, "r:*") as tf:
+            check_tar(tf, str(path))
+            return {m.name: tf.extractfile(m).read() for m in tf.getmembers()
+                    if m.isfile() and wanted(m.name)}
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise DataError(f"{path}: not a readable tar archive ({e})") from None
 
 
 def zip_names(path: Path) -> list[str]:

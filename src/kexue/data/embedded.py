@@ -29,6 +29,35 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
                 np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
 
 
+def load_npz(path: str | os.PathLike,
+             expect: dict[str, tuple[str, int]]) -> dict[str, np.ndarray]:
+    """The arrays ``expect`` names from an ``.npz`` file, never unpickled, each checked against
+    ``(dtype kinds, ndim)`` (kinds as in ``np.dtype.kind``: "u" uint, "iu" any integer, "f"
+    float); a broken or unexpected file is a ``DataError`` naming it and the member."""
+    from kexue.errors import DataError
+
+    if Path(path).is_file() and not zipfile.is_zipfile(path):  # np.load would guess "pickle"
+        raise DataError(f"{path}: not a valid .npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {}
+            for key, (kinds, ndim) in expect.items():
+                if key not in npz.files:
+                    raise DataError(f"{path}: no array {key!r} (it holds {npz.files})")
+                a = npz[key]
+                if a.dtype.kind not in kinds or a.ndim != ndim:
+                    raise DataError(f"{path}: {key} is {a.dtype} of shape {a.shape}; expected "
+                                    f"{ndim} dimensions of dtype kind {'/'.join(kinds)}")
+                arrays[key] = a
+            return arrays
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: not a valid .npz file ({e})") from None
+
+
 def sklearn_digits(dest: Path) -> None:
     """``digits.npz``: images uint8 (1797, 8, 8), values 0..16; labels int64 (1797,)."""
     from sklearn.datasets import load_digits

@@ -83,7 +83,11 @@ def dataset_files(raw_dir: Path) -> Path:
     pointer = raw_dir / SOURCE_JSON
     if not pointer.exists():
         return raw_dir
-    folder = Path(read_json(pointer)["folder"])
+    where = read_json(pointer)
+    if not isinstance(where, dict) or not isinstance(where.get("folder"), str):
+        raise DataError(f"{pointer}: expected {{\"folder\": \"<path>\"}} (rerun the download "
+                        f"stage to rewrite it)")
+    folder = Path(where["folder"])
     if not folder.is_dir():
         raise MissingFile(f"{pointer} points at {folder}, which is not a folder (moved? "
                                 f"fix data_dirs in params.yaml and rerun the download stage)")

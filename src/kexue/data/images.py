@@ -10,16 +10,20 @@ dataset, never from its name. Nothing is unpickled.
 
 from __future__ import annotations
 
+import gzip
 import io
 import re
 import tarfile
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from kexue.data.archives import check_tar, read_tar, zip_names
+from kexue.data.embedded import load_npz
 from kexue.data.fetch import dataset_files
 from kexue.data.idx import read_idx
 from kexue.data.registry import get_dataset
@@ -84,15 +88,13 @@ def read_cifar_records(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
 def _cifar_batches(folder: Path) -> tuple[dict[str, bytes], str]:
     """The CIFAR-10 binary batches in any of the layouts we accept, and which one it was."""
     tar = folder / CIFAR_TAR
-    if tar.is_file():
-        out = {}
-        with tarfile.open(tar, "r:gz") as tf:  # read members in memory; nothing is extracted
-            for name in (*CIFAR_TRAIN, CIFAR_TEST):
-                try:
-                    out[name] = tf.extractfile(f"{CIFAR_DIR}/{name}").read()
-                except KeyError:
-                    raise DataError(f"{tar}: no member {CIFAR_DIR}/{name}") from None
-        return out, f"official {CIFAR_TAR}"
+    if tar.is_file():  # members are read in memory; nothing is extracted
+        members = {f"{CIFAR_DIR}/{n}": n for n in (*CIFAR_TRAIN, CIFAR_TEST)}
+        found = read_tar(tar, members.__contains__)
+        for member in members:
+            if member not in found:
+                raise DataError(f"{tar}: no member {member}")
+        return {members[m]: data for m, data in found.items()}, f"official {CIFAR_TAR}"
     for d in (folder / CIFAR_DIR, folder):
         if all((d / n).is_file() for n in (*CIFAR_TRAIN, CIFAR_TEST)):
             return {n: (d / n).read_bytes() for n in (*CIFAR_TRAIN, CIFAR_TEST)}, f"folder {d}"
@@ -138,18 +140,22 @@ def _celeba_files(folder: Path):
     zip_path = folder / "img_align_celeba.zip"
     tars = sorted(folder.glob("celeba_align_*.tar.gz"))
     if zip_path.is_file():
+        names = sorted((int(m.group(1)), n) for n in zip_names(zip_path)  # checked entries
+                       if (m := _CELEBA_ID.search(n)))
         with zipfile.ZipFile(zip_path) as zf:
-            names = sorted((int(m.group(1)), n) for n in zf.namelist()
-                           if (m := _CELEBA_ID.search(n)))
             for i, n in names:
                 yield i, zf.read(n)
         return
     if tars:
-        with tarfile.open(tars[0], "r:gz") as tf:
-            members = sorted((int(m.group(1)), mem) for mem in tf.getmembers()
-                             if mem.isfile() and (m := _CELEBA_ID.search(mem.name)))
-            for i, mem in members:
-                yield i, tf.extractfile(mem).read()
+        try:
+            with tarfile.open(tars[0], "r:gz") as tf:
+                check_tar(tf, str(tars[0]))
+                members = sorted((int(m.group(1)), mem) for mem in tf.getmembers()
+                                 if mem.isfile() and (m := _CELEBA_ID.search(mem.name)))
+                for i, mem in members:
+                    yield i, tf.extractfile(mem).read()
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise DataError(f"{tars[0]}: not a readable tar.gz archive ({e})") from None
         return
     for d in (folder / "img_align_celeba", folder / "celebA", folder):
         files = sorted((int(m.group(1)), p) for p in d.glob("*.jpg")
@@ -258,7 +264,7 @@ def read_digits(name: str, folder: Path, opts: ImageOptions) -> ImageSet:
     """scikit-learn's 8x8 digits (values 0..16), a stratified train/test split."""
     from sklearn.model_selection import train_test_split
 
-    d = np.load(folder / "digits.npz", allow_pickle=False)
+    d = load_npz(folder / "digits.npz", {"images": ("u", 3), "labels": ("iu", 1)})
     x = d["images"].astype(np.uint8)[:, None]
     train, test, y_train, y_test = train_test_split(
         x, d["labels"], test_size=opts.digits_test_size, stratify=d["labels"],
@@ -269,7 +275,7 @@ def read_digits(name: str, folder: Path, opts: ImageOptions) -> ImageSet:
 
 
 def read_image_patches(name: str, folder: Path, opts: ImageOptions) -> ImageSet:
-    images = np.load(folder / "sample_images.npz", allow_pickle=False)["images"]
+    images = load_npz(folder / "sample_images.npz", {"images": ("u", 4)})["images"]
     train, test = sample_image_patches(images, opts)
     p = opts.patch_size
     return ImageSet(name, train, test, 256,
