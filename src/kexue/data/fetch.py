@@ -32,7 +32,6 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-import pooch
 from tqdm import tqdm  # not tqdm.auto, which warns inside the report notebooks
 
 from kexue.data.registry import Dataset, RemoteFile, get_dataset
@@ -104,7 +103,7 @@ def generate_dataset(name: str, dest: Path) -> None:
     with _staged_dir(Path(dest)) as tmp:
         generator(tmp)
         files = [{"name": p.name, "source": "embedded", "from": ds.generator,
-                  "algorithm": "sha256", "hash": pooch.file_hash(str(p), alg="sha256")}
+                  "algorithm": "sha256", "hash": _file_hash(str(p), alg="sha256")}
                  for p in sorted(tmp.iterdir()) if p.is_file()]
         _write_provenance(ds, tmp, "embedded", files, generator=ds.generator)
 
@@ -122,6 +121,14 @@ def materialise(name: str, dest: Path, mirror: str | None = None,
         fetch_dataset(name, tmp, mirror=mirror, local_dir=local_dir)
 
 
+def _file_hash(path: str, alg: str) -> str:
+    # pooch imported here, not at the top: it imports tqdm.auto, which warns inside the report
+    # notebooks (which import this module through kexue.data.images)
+    import pooch
+
+    return pooch.file_hash(path, alg=alg)
+
+
 def verify_file(path: Path, rf: RemoteFile, origin: str) -> dict[str, Any]:
     """Check ``path`` against the registry entry ``rf``; ``origin`` (where it came from) goes
     into the error message. Returns what was verified, for PROVENANCE.json.
@@ -131,7 +138,7 @@ def verify_file(path: Path, rf: RemoteFile, origin: str) -> dict[str, Any]:
     """
     algorithm, expected = ("sha256", rf.sha256) if rf.sha256 else ("md5", rf.md5)
     if expected is None and rf.record_sha256:
-        actual = pooch.file_hash(str(path), alg="sha256")
+        actual = _file_hash(str(path), alg="sha256")
         log.warning("%s from %s: no published checksum; recording sha256 %s", rf.name, origin,
                     actual)
         return {"algorithm": "sha256", "hash": actual,
@@ -139,7 +146,7 @@ def verify_file(path: Path, rf: RemoteFile, origin: str) -> dict[str, Any]:
     if expected is None:
         raise ChecksumError(f"{rf.name}: the registry has no checksum for it; refusing to use "
                             f"unverified data from {origin}")
-    actual = pooch.file_hash(str(path), alg=algorithm)
+    actual = _file_hash(str(path), alg=algorithm)
     size = Path(path).stat().st_size
     problems = []
     if actual != expected.lower():
@@ -267,6 +274,7 @@ def _retrieve(where: str, tmp: Path, progress: bool) -> None:
 
 
 def _download_url(url: str, tmp: Path, progress: bool) -> None:
+    import pooch
     import requests
 
     if urlparse(url).scheme in ("http", "https"):
