@@ -29,12 +29,12 @@ import os
 import re
 import types
 import typing
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 
+from kexue.constraints import NonNegative, Positive, Probability, Range
 from kexue.data.registry import DATASETS
 from kexue.errors import ConfigError
 from kexue.registry import get_article, implemented_ids
@@ -50,29 +50,6 @@ __all__ = ["ConfigError", "NonNegative", "Positive", "Probability", "Range"]
 
 
 # --------------------------------------------------------------------------- value checking
-
-
-@dataclass(frozen=True)
-class Range:
-    """Bounds of a number: ``Annotated[int, Range(ge=1)]``."""
-
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-
-    def violated(self, v: float) -> str | None:
-        for bound, ok, text in ((self.ge, lambda b: v >= b, ">="), (self.gt, lambda b: v > b, ">"),
-                                (self.le, lambda b: v <= b, "<="), (self.lt, lambda b: v < b, "<")):
-            if bound is not None and not ok(bound):
-                return f"{text} {bound:g}"
-        return None
-
-
-T = TypeVar("T")
-Positive = Annotated[T, Range(gt=0)]
-NonNegative = Annotated[T, Range(ge=0)]
-Probability = Annotated[T, Range(ge=0, le=1)]
 
 
 def _describe(hint) -> str:

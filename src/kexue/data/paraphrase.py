@@ -27,7 +27,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kexue.config import Probability
+from kexue.constraints import Probability
 from kexue.errors import DataError
 
 LABEL = "SYNTHETIC paraphrase groups (embedded generator)"
