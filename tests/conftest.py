@@ -1,9 +1,11 @@
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
@@ -31,3 +33,29 @@ def shared_datasets() -> Path:
     if not SHARED_DATASETS.is_dir():
         pytest.skip(f"the offline mirror {SHARED_DATASETS} is not present")
     return SHARED_DATASETS
+
+
+MIRROR = SHARED_DATASETS  # the offline mirror, as a folder a ``mirror=`` argument accepts
+
+
+class Killed(Exception):
+    """Raised from a train step to simulate a job killed mid-run."""
+
+
+def without_wall_time(rows: list[dict]) -> list[dict]:
+    """History rows minus ``wall_time``, the one column a resumed run may not reproduce."""
+    return [{k: v for k, v in r.items() if k != "wall_time"} for r in rows]
+
+
+class UniformOnCube(torch.nn.Module):
+    """Density 1 on [lo, lo + 1)^D, 0 outside: a dequantised point outside the cube gives
+    -inf, so a uniform model scores exactly log2(n_levels) bits/dim only if every test point
+    lands inside the cube."""
+
+    def __init__(self, lo: float = 0.0):
+        super().__init__()
+        self.lo = lo
+
+    def log_prob(self, x):
+        inside = ((x >= self.lo) & (x < self.lo + 1)).flatten(1).all(1)
+        return torch.where(inside, 0.0, -math.inf)

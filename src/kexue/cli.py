@@ -60,6 +60,12 @@ def cmd_download(args, params) -> None:
     stages.download(params, args.dataset)
 
 
+def cmd_features(args, params) -> None:
+    from kexue import stages
+
+    stages.features(params, args.dataset, args.threads)
+
+
 def cmd_prepare(args, params) -> None:
     from kexue import stages
 
@@ -134,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"one of: {', '.join(sorted(DATASETS))}")
         s.set_defaults(func=cmd_download)
     article_help = f"one of: {', '.join(implemented_ids())}"
+    s = sub.add_parser("features", help="train the feature network of an image dataset "
+                                        "(GAN metrics)")
+    s.add_argument("dataset")
+    s.add_argument("--threads", type=int, default=1)
+    s.set_defaults(func=cmd_features)
     s = sub.add_parser("prepare", help="raw datasets -> the article's processed data")
     s.add_argument("article", choices=implemented_ids(), metavar="article", help=article_help)
     s.set_defaults(func=cmd_prepare)

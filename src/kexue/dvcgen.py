@@ -92,6 +92,8 @@ def _roots(job: Job, params: dict) -> tuple[str, ...]:
     if job.rule in ("download", "generate"):
         generator = get_dataset(job.wildcards["dataset"]).generator
         return BASE + ("kexue.data.fetch",) + ((generator.split(":")[0],) if generator else ())
+    if job.rule == "features":
+        return BASE + ("kexue.stages", "kexue.data.images", "kexue.metrics.features")
     if job.rule == "prepare":
         return BASE + (f"{a}.config", f"{a}.data")
     if job.rule in ("train", "evaluate"):

@@ -51,6 +51,17 @@ def to_uint8(x, n_levels: int, offset: float = 0.0) -> np.ndarray:
     return (k / (n_levels - 1) * 255).round().to(torch.uint8).numpy()
 
 
+def save_figure(fig, path: str | Path, dpi: int = 100) -> None:
+    """Save a matplotlib figure atomically (its folder is created) and close it."""
+    import matplotlib.pyplot as plt
+
+    from kexue.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip("."))
+    plt.close(fig)
+
+
 def confusion_figure(cm: np.ndarray, names, title: str):
     """A confusion matrix (rows true, columns predicted) with a count on every cell, white on
     dark cells so that each one stays legible."""

@@ -19,7 +19,9 @@ import numpy as np
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """Like ``np.savez_compressed``, but without the wall-clock timestamps numpy puts in the
     zip entries, so that the same arrays always give the same bytes."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    from kexue.io import atomic_path
+
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for key, value in arrays.items():
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED

@@ -126,6 +126,12 @@ def verify_file(path: Path, rf: RemoteFile, origin: str) -> dict[str, Any]:
     also passes when its decompressed bytes match: a recompressed copy of the official data.
     """
     algorithm, expected = ("sha256", rf.sha256) if rf.sha256 else ("md5", rf.md5)
+    if expected is None and rf.record_sha256:
+        actual = pooch.file_hash(str(path), alg="sha256")
+        log.warning("%s from %s: no published checksum; recording sha256 %s", rf.name, origin,
+                    actual)
+        return {"algorithm": "sha256", "hash": actual,
+                "verified": "recorded at first download (no published checksum)"}
     if expected is None:
         raise ChecksumError(f"{rf.name}: the registry has no checksum for it; refusing to use "
                             f"unverified data from {origin}")

@@ -11,7 +11,7 @@ from kexue.data.spectra import CLASSES, wavelength_grid
 from kexue.io import load_torch
 from kexue.metrics.classification import confusion, macro_f1, per_class_f1
 from kexue.nn import parameter_count
-from kexue.plots import confusion_figure
+from kexue.plots import confusion_figure, save_figure
 from kexue.training import RunContext, read_history
 
 from .data import load_prepared
@@ -73,7 +73,7 @@ def _evaluate_spectra(ctx: RunContext) -> dict:
 
 
 def _evaluate_mnist1d(ctx: RunContext) -> dict:
-    d = np.load(Path(ctx.data_dir) / "mnist1d.npz")
+    d = np.load(Path(ctx.data_dir) / "mnist1d.npz", allow_pickle=False)
     model = _load_model(ctx, "mnist1d")
     pred = predict(model, d["x_test"], ctx.device, ctx.cfg.eval_batch, scale=False).argmax(1)
     cm = confusion(d["y_test"], pred, 10)
@@ -110,10 +110,7 @@ def _pyplot():
 
 
 def _plot_confusion(cm: np.ndarray, names, path: Path, title: str) -> None:
-    plt = _pyplot()
-    fig = confusion_figure(cm, names, title)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(confusion_figure(cm, names, title), path)
 
 
 def _plot_examples(x, y, prob, per_class: int, path: Path, label: str) -> None:
@@ -136,5 +133,4 @@ def _plot_examples(x, y, prob, per_class: int, path: Path, label: str) -> None:
         ax.set_xlabel("λ (Å, assumed linear grid)")
     fig.suptitle(f"example spectra (flux / 100): {label}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from kexue.data.spectra import CLASSES
 from kexue.metrics.classification import macro_f1, per_class_f1
 from kexue.rng import epoch_permutation, step_generator
-from kexue.training import LoopResult, Run, RunContext, autocast
+from kexue.training import KeepBest, LoopResult, Run, RunContext, autocast
 
 from .data import ClassMixSampler, load_prepared, to_input
 from .model import SpectraNet, build_model, score_loss
@@ -37,7 +37,7 @@ def predict(model: SpectraNet, x: np.ndarray, device: torch.device, batch: int,
 
 
 def _stage(ctx: RunContext, model: SpectraNet, stage: int, data,
-           sampler: ClassMixSampler) -> tuple[LoopResult, Run]:
+           sampler: ClassMixSampler) -> tuple[LoopResult, Run, KeepBest]:
     cfg, device = ctx.cfg, ctx.device
     epochs, lr = (cfg.epochs1, cfg.lr1) if stage == 1 else (cfg.epochs2, cfg.lr2)
     run = Run(ctx, f"stage{stage}")
