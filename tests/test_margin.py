@@ -105,3 +105,14 @@ def test_class_vectors_have_unit_norm_after_every_step():
         opt.step()
         project_unit_norm_(weight)
         assert torch.allclose(weight.norm(dim=1), torch.ones(1000), atol=1e-6)
+
+
+def test_simpler_a_is_the_plain_softmax_while_target_angles_exceed_72_degrees():
+    # cos 4θ ≥ cos θ for θ in [72°, 120°], so ψ = cos θ there: early in training, when target
+    # cosines are near 0, simpler-A-Softmax and the scaled softmax give the same loss.
+    cos, target = random_cosines()
+    cos = cos * math.cos(math.radians(72))  # every |cos| ≤ cos 72°: θ in [72°, 108°]
+    assert torch.equal(simpler_a_softmax(cos, target), scaled_cosine_softmax(cos, target))
+    higher = cos.clone()
+    higher[torch.arange(len(target)), target] = 0.8  # θ ≈ 37°: ψ = cos 4θ < cos θ
+    assert simpler_a_softmax(higher, target) > scaled_cosine_softmax(higher, target)

@@ -16,6 +16,9 @@ the answer and the gold have the same set of normalised tokens; F1 is the best c
 between the normalised answer and a normalised expand item. Score = (mean accuracy + mean F1)/2
 over the prediction lines.
 
+F1 ties go to the first expand item in the script's CPython 2.7 set order (emulated by
+``py27_set_order``), so the port reproduces the shipped ``test_out`` byte for byte.
+
 ``score_lines`` is the script itself (missing qids are not counted, a duplicated qid is scored
 twice); ``score_predictions`` is what the pipeline uses: one answer per question of a given list
 (an empty answer when nothing was decoded), so the denominator is the evaluated set.
@@ -78,6 +81,51 @@ def normalise(s: str, punctuation: frozenset[str] = OFFICIAL_PUNCTUATION) -> str
     return _ASCII_WS_RUN.sub("", s)
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def py27_hash(data: bytes) -> int:
+    """CPython 2.7's hash of a byte string (64-bit build, no hash randomisation)."""
+    if not data:
+        return 0
+    x = data[0] << 7
+    for byte in data:
+        x = ((1_000_003 * x) & _MASK64) ^ byte
+    x ^= len(data)
+    x = x - (1 << 64) if x >= 1 << 63 else x
+    return -2 if x == -1 else x
+
+
+def py27_set_order(items: Sequence[str]) -> tuple[str, ...]:
+    """The iteration order of CPython 2.7's ``set(items)`` for these strings as UTF-8 byte
+    strings: open addressing from hash & mask, probing i = 5i + perturb + 1 (perturb >>= 5),
+    the table grown x4 once two thirds full. The script takes the first expand item with the
+    maximal F1 in this order, which decides column 7 of its output (and P, R in ties)."""
+    size, table, used = 8, [None] * 8, 0
+
+    def insert(tab: list, key: bytes, h: int) -> bool:
+        mask, i, perturb = len(tab) - 1, h & (len(tab) - 1), h & _MASK64
+        while tab[i & mask] is not None:
+            if tab[i & mask][0] == key:
+                return False
+            i = 5 * i + perturb + 1
+            perturb >>= 5
+        tab[i & mask] = (key, h)
+        return True
+
+    for item in items:
+        key = item.encode("utf-8")
+        if insert(table, key, py27_hash(key)):
+            used += 1
+            if used * 3 >= size * 2:  # no deletions, so fill == used
+                while size <= used * 4:
+                    size <<= 1
+                old, table = [e for e in table if e is not None], [None] * size
+                for k, h in old:
+                    insert(table, k, h)
+    return tuple(e[0].decode("utf-8") for e in table if e is not None)
+
+
 def tokens(s: str, punctuation: frozenset[str] = OFFICIAL_PUNCTUATION) -> set[str]:
     """The token rule's set: punctuation -> space (no half-width step), ASCII lowercase, split on
     " " keeping empty tokens, normalise each token."""
@@ -90,7 +138,8 @@ class Reference:
     """The answers of ``qid_answer_expand``: per qid the gold and the expand set."""
 
     gold: Mapping[str, str]
-    expand: Mapping[str, frozenset[str]]
+    expand: Mapping[str, tuple[str, ...]]  # the variants, then their normalised forms, distinct,
+    # in the script's (CPython 2.7 set) iteration order
     punctuation: frozenset[str] = OFFICIAL_PUNCTUATION
 
     @classmethod
@@ -108,7 +157,7 @@ class Reference:
             qid, answer, variants = fields
             items = variants.split("|")
             gold[qid] = answer
-            expand[qid] = frozenset(items) | {normalise(v, punctuation) for v in items}
+            expand[qid] = py27_set_order(items + [normalise(v, punctuation) for v in items])
         return cls(gold, expand, punctuation)
 
     @classmethod
@@ -118,10 +167,10 @@ class Reference:
         return cls.from_lines(read_utf8(expand_path).split("\n"), punctuation, str(expand_path))
 
     def write(self, path: Path) -> None:
-        """Write in the ``qid_answer_expand`` format (variants sorted, gold first)."""
+        """Write in the ``qid_answer_expand`` format (gold first, then the other items)."""
         with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
             for qid, answer in self.gold.items():
-                raw = sorted(v for v in self.expand[qid] if v != answer)
+                raw = [v for v in self.expand[qid] if v != answer]
                 f.write(f"{qid}\t{answer}\t{'|'.join([answer, *raw])}\n")
 
 
@@ -133,7 +182,7 @@ class LineScore:
     f1: float
     precision: float
     recall: float
-    best: str | None  # an expand item attaining the F1 (None when F1 = 0)
+    best: str | None  # the first expand item attaining the F1 (None when F1 = 0)
 
     def line(self) -> str:
         """The script's output row: qid, answer, acc, F1, P, R (%f), best item."""
@@ -161,7 +210,7 @@ def score_answer(ref: Reference, qid: str, answer: str) -> LineScore:
     accurate = int(norm in ref.expand[qid]
                    or tokens(stripped, punct) == tokens(ref.gold[qid], punct))
     best, best_f1, best_p, best_r = None, 0.0, 0.0, 0.0
-    for item in sorted(ref.expand[qid]):  # ties: the first in sorted order (the script: set order)
+    for item in ref.expand[qid]:  # ties: the first in the script's order
         f1, p, r = char_f1(norm, normalise(item, punct))
         if f1 > best_f1:
             best, best_f1, best_p, best_r = item, f1, p, r
