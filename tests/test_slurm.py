@@ -155,10 +155,11 @@ def test_the_gpu_resource_becomes_a_gres_request(slurm, tmp_path):
 
 
 def _slow_smoke_run(params: dict) -> None:
-    """nice/su long enough (about 15-40 s on 2 busy cores) to be requeued half-way."""
+    """nice/su long enough to be requeued half-way: about 30 s of training on an idle 2-core
+    machine (12 epochs of a 4 x 256 model, 5 s, once finished before the requeue landed)."""
     params["articles"]["nice"]["smoke"]["data"] = {}
-    params["articles"]["nice"]["smoke"]["runs"]["su"] = {"model": {"hidden": 256, "depth": 4},
-                                                         "epochs": 12}
+    params["articles"]["nice"]["smoke"]["runs"]["su"] = {"model": {"hidden": 512, "depth": 5},
+                                                         "epochs": 20}
 
 
 def _running_train_job(timeout: float) -> str:
