@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	$(BIN)/pip uninstall -q -y torch 2>/dev/null || true
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,cluster,bench]"
 	touch $@
 
 install: $(STAMP)
