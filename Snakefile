@@ -17,6 +17,7 @@ configfile: "params.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/features.smk"
 include: "workflow/rules/articles.smk"
 include: "workflow/rules/report.smk"
 

@@ -1,9 +1,11 @@
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
@@ -31,3 +33,61 @@ def shared_datasets() -> Path:
     if not SHARED_DATASETS.is_dir():
         pytest.skip(f"the offline mirror {SHARED_DATASETS} is not present")
     return SHARED_DATASETS
+
+
+MIRROR = SHARED_DATASETS  # the offline mirror, as a folder a ``mirror=`` argument accepts
+
+
+class Killed(Exception):
+    """Raised from a train step to simulate a job killed mid-run."""
+
+
+def without_wall_time(rows: list[dict]) -> list[dict]:
+    """History rows minus ``wall_time``, the one column a resumed run may not reproduce."""
+    return [{k: v for k, v in r.items() if k != "wall_time"} for r in rows]
+
+
+class UniformOnCube(torch.nn.Module):
+    """Density 1 on [lo, lo + 1)^D, 0 outside: a dequantised point outside the cube gives
+    -inf, so a uniform model scores exactly log2(n_levels) bits/dim only if every test point
+    lands inside the cube."""
+
+    def __init__(self, lo: float = 0.0):
+        super().__init__()
+        self.lo = lo
+
+    def log_prob(self, x):
+        inside = ((x >= self.lo) & (x < self.lo + 1)).flatten(1).all(1)
+        return torch.where(inside, 0.0, -math.inf)
+
+
+# --- the fault suite's count (``pytest -m faults``): passed/failed/skipped per fault class ---
+
+_FAULT_COUNTS: dict[str, dict[str, int]] = {}
+
+
+def pytest_runtest_logreport(report):
+    cls = dict(report.user_properties).get("fault_class")
+    if cls and (report.when == "call" or report.outcome != "passed"):
+        counts = _FAULT_COUNTS.setdefault(cls, {"passed": 0, "failed": 0, "skipped": 0})
+        counts[report.outcome] += 1
+
+
+def pytest_runtest_setup(item):
+    marker = item.get_closest_marker("faults")
+    if marker is not None and marker.args:
+        item.user_properties.append(("fault_class", marker.args[0]))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _FAULT_COUNTS:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("fault suite")
+    write(f"{'fault class':<42} {'tried':>5} {'passed':>6} {'failed':>6} {'skipped':>7}")
+    for cls, c in _FAULT_COUNTS.items():
+        write(f"{cls:<42} {sum(c.values()):>5} {c['passed']:>6} {c['failed']:>6} "
+              f"{c['skipped']:>7}")
+    total = {k: sum(c[k] for c in _FAULT_COUNTS.values()) for k in ("passed", "failed", "skipped")}
+    write(f"{'all':<42} {sum(total.values()):>5} {total['passed']:>6} {total['failed']:>6} "
+          f"{total['skipped']:>7}")

@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import re
+import shutil
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,19 +16,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kexue.config import ConfigError
+from conftest import MIRROR
 from kexue.data import registry
 from kexue.data.fetch import (
     ChecksumError,
     DownloadError,
+    MissingFile,
     dataset_files,
     fetch_dataset,
     materialise,
 )
 from kexue.data.idx import IdxFormatError, read_idx
 from kexue.data.registry import Dataset, RemoteFile
+from kexue.errors import ConfigError, DataError, UserError
 
-MIRROR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 MNIST = registry.get_dataset("mnist")
 MNIST_FILES = [f.name for f in MNIST.files]
 TRAIN_IMAGES, _, _, TEST_LABELS = MNIST_FILES
@@ -178,10 +180,10 @@ def test_materialise_keeps_old_dest_on_failure_and_replaces_it_on_success(tmp_pa
     replace_with(bad, bad.read_bytes()[:-10])  # truncated
 
     with pytest.raises(ChecksumError, match="size expected 4542 bytes, got 4532 bytes"):
-        materialise("mnist", dest, {"mirror": str(tmp_mirror)})
+        materialise("mnist", dest, mirror=str(tmp_mirror))
     assert leftovers(tmp_path / "raw") == ["mnist", "mnist/stale.txt"]
 
-    materialise("mnist", dest, {"mirror": str(MIRROR)})
+    materialise("mnist", dest, mirror=str(MIRROR))
     assert leftovers(tmp_path / "raw") == sorted(
         ["mnist", *(f"mnist/{f}" for f in [*MNIST_FILES, "PROVENANCE.json"])])
 
@@ -376,23 +378,31 @@ def test_local_dataset_needs_data_dirs(tmp_path):
     with pytest.raises(ConfigError, match="data_dirs.tianchi_spectra"):
         fetch_dataset("tianchi_spectra", tmp_path / "t")
     with pytest.raises(ConfigError, match="data_dirs.tianchi_spectra"):
-        materialise("tianchi_spectra", tmp_path / "t", {"data_dirs": {}})
-    with pytest.raises(FileNotFoundError, match="data_dirs.tianchi_spectra"):
-        materialise("tianchi_spectra", tmp_path / "t",
-                    {"data_dirs": {"tianchi_spectra": str(tmp_path / "absent")}})
+        materialise("tianchi_spectra", tmp_path / "t")
+    with pytest.raises(DataError, match="data_dirs.tianchi_spectra.*no such folder"):
+        materialise("tianchi_spectra", tmp_path / "t", local_dir=tmp_path / "absent")
     assert leftovers(tmp_path) == []
 
 
 def test_local_dataset_points_at_user_folder(tmp_path):
     folder = tmp_path / "tianchi"
-    folder.mkdir()
+    (folder / "first_train_data_20180131").mkdir(parents=True)
     dest = tmp_path / "raw" / "tianchi_spectra"
-    materialise("tianchi_spectra", dest, {"data_dirs": {"tianchi_spectra": str(folder)}})
+    with pytest.raises(DataError, match="lacks first_train_index_20180131.csv"):
+        materialise("tianchi_spectra", dest, local_dir=folder)  # not the official layout
+    (folder / "first_train_index_20180131.csv").write_text("id,type\n")
+    materialise("tianchi_spectra", dest, local_dir=folder)
     assert dataset_files(dest) == folder.resolve()
     assert provenance(dest)["source"] == "user folder"
-    folder.rmdir()
-    with pytest.raises(FileNotFoundError, match="source.json points at"):
+    shutil.rmtree(folder)
+    with pytest.raises(DataError, match="source.json points at"):
         dataset_files(dest)
+
+
+@pytest.mark.parametrize("error", [ChecksumError, DownloadError, MissingFile])
+def test_fetch_errors_are_user_errors(error):
+    # the CLI prints a UserError's one line instead of a traceback
+    assert issubclass(error, UserError)
 
 
 # --- checks on a tiny fake dataset ---------------------------------------------------------------

@@ -19,7 +19,7 @@ def generate_twice(tmp_path, fn, fname):
         fn(tmp_path / run)
     first, second = (tmp_path / run / fname for run in ("a", "b"))
     assert first.read_bytes() == second.read_bytes(), f"{fn.__name__} is not deterministic"
-    return np.load(first)
+    return np.load(first, allow_pickle=False)
 
 
 def test_sklearn_digits(tmp_path):
@@ -37,7 +37,7 @@ def test_sklearn_image_patches(tmp_path):
 
 def test_mnist1d(tmp_path):
     embedded.mnist1d(tmp_path)
-    d = np.load(tmp_path / "mnist1d.npz")
+    d = np.load(tmp_path / "mnist1d.npz", allow_pickle=False)
     for split, n in [("train", 4000), ("test", 1000)]:
         x, y = d[f"x_{split}"], d[f"y_{split}"]
         assert x.shape == (n, 40) and x.dtype == np.float32
@@ -71,11 +71,12 @@ def test_generate_dataset_writes_provenance_and_replaces_dest(tmp_path):
     dest = tmp_path / "raw" / "digits"
     dest.mkdir(parents=True)
     (dest / "stale.npz").write_bytes(b"old")
-    materialise("digits", dest, {})
+    materialise("digits", dest)
     assert sorted(p.name for p in dest.iterdir()) == ["PROVENANCE.json", "digits.npz"]
     assert dataset_files(dest) == dest
     prov = json.loads((dest / "PROVENANCE.json").read_text())
-    assert prov["source"] == "embedded" and prov["generator"] == "kexue.data.embedded:sklearn_digits"
+    assert prov["source"] == "embedded"
+    assert prov["generator"] == "kexue.data.embedded:sklearn_digits"
     assert prov["description"] == registry.get_dataset("digits").description
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["digits"]  # no temp folder
 

@@ -1,20 +1,10 @@
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from kexue.gan.grid import image_grid
 from kexue.gan.samples import fixed_latent, generate, save_samples_grid, to_uint8
 
 torch.set_num_threads(1)
-
-
-def test_image_grid_places_images_row_by_row():
-    images = np.stack([np.full((1, 2, 3), k, np.uint8) for k in range(5)])
-    grid = image_grid(images, nrow=3)
-    assert grid.shape == (2 * 3 + 1, 3 * 4 + 1, 1)
-    assert grid[1, 1, 0] == 0 and grid[1, 5, 0] == 1 and grid[4, 5, 0] == 4
-    assert grid[4, 9, 0] == 255  # the missing sixth image stays blank
 
 
 def test_to_uint8_maps_the_tanh_range():

@@ -10,16 +10,23 @@ import numpy as np
 import pytest
 import torch
 
-from kexue.articles.spectra_conv1d import DataConfig, prepare, synthetic
-from kexue.articles.spectra_conv1d.common import CLASSES, wavelength_grid
-from kexue.articles.spectra_conv1d.data import ClassMixSampler, load_prepared, split_order
-from kexue.articles.spectra_conv1d.loaders import (
+from kexue.articles.spectra_conv1d.config import DataConfig
+from kexue.articles.spectra_conv1d.data import (
+    ClassMixSampler,
+    load_prepared,
+    prepare,
+    split_order,
+    to_input,
+)
+from kexue.data.spectra import CLASSES, synthetic, wavelength_grid
+from kexue.data.spectra.readers import (
     SpectraDataError,
     read_fits_spectrum,
     read_lamost_fits,
     read_txt,
 )
-from kexue.training import step_generator
+from kexue.errors import DataError
+from kexue.rng import step_generator
 
 FITS = ("spec-58397-EG014118N254444M01_sp03-031.fits",
         "spec-57287-KP193637N444141V03_sp10-161.fits.gz")
@@ -260,8 +267,10 @@ def test_unreadable_fits_names_the_file(tmp_path):
         read_fits_spectrum(tmp_path / "absent.fits")
 
 
-def test_network_input_is_flux_over_100():
-    from kexue.articles.spectra_conv1d.common import to_input
+def test_spectra_errors_are_data_errors():
+    assert issubclass(SpectraDataError, DataError)
 
+
+def test_network_input_is_flux_over_100():
     x = to_input(np.full((2, 2600), 250.0))
     assert x.shape == (2, 1, 2600) and torch.allclose(x, torch.full_like(x, 2.5))

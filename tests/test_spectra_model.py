@@ -8,7 +8,6 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
-from kexue.articles.spectra_conv1d.metrics import confusion, macro_f1
 from kexue.articles.spectra_conv1d.model import (
     Block,
     SplitSumConv,
@@ -16,6 +15,7 @@ from kexue.articles.spectra_conv1d.model import (
     build_model,
     score_loss,
 )
+from kexue.metrics.classification import confusion, macro_f1
 
 
 def test_parameter_count_is_the_articles():
@@ -118,3 +118,13 @@ def test_macro_f1_absent_class_counts_zero_and_warns():
         ref = f1_score(y, p, average="macro", labels=[0, 1, 2, 3], zero_division=0)
     assert score == pytest.approx(ref) == pytest.approx((2 / 3 + 2 / 3 + 1 + 0) / 4)
     assert confusion(y, p).tolist() == [[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+
+
+def test_macro_f1_with_ten_classes_matches_sklearn():
+    # MNIST-1D (the external check) has 10 classes: n_classes is not fixed at 4
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 500)
+    p = np.where(rng.random(500) < 0.5, y, rng.integers(0, 10, 500))
+    ref = f1_score(y, p, average="macro", labels=list(range(10)), zero_division=0)
+    assert macro_f1(y, p, n_classes=10) == pytest.approx(ref, abs=1e-12)
+    assert confusion(y, p, n_classes=10).sum() == 500

@@ -7,21 +7,23 @@ import numpy as np
 import pytest
 import torch
 
-import kexue.articles.spectra_conv1d.trainer as train_mod
-from kexue.articles.spectra_conv1d import (
-    DataConfig,
-    RunConfig,
-    comparisons,
-    evaluate,
-    prepare,
-    synthetic,
-    train,
-)
+import kexue.articles.spectra_conv1d.train as spectra_train
+from conftest import Killed, without_wall_time
+from kexue.articles.spectra_conv1d.config import DataConfig, RunConfig
+from kexue.articles.spectra_conv1d.data import load_prepared, prepare
+from kexue.articles.spectra_conv1d.evaluate import evaluate
+from kexue.articles.spectra_conv1d.model import build_model
+from kexue.articles.spectra_conv1d.published import comparisons
+from kexue.comparison import ArticleResults, RunResults
+from kexue.data.spectra import synthetic
 from kexue.io import load_torch
+from kexue.metrics.classification import macro_f1
 from kexue.training import RunContext
 
+torch.set_num_threads(1)  # a tiny model on a shared 2-core machine
+
 TINY = {"batch_mix": {"star": 4, "unknown": 2, "galaxy": 1, "qso": 1}, "steps_per_epoch": 4,
-            "epochs1": 2, "epochs2": 1, "checkpoint_every": 1, "eval_batch": 100}
+        "epochs1": 2, "epochs2": 1, "checkpoint_every": 1, "eval_batch": 100}
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +41,21 @@ def data_dir(tmp_path_factory):
 
 
 def _ctx(data_dir, out, run="conv1d", **kw):
-    return RunContext("spectra_conv1d", run, RunConfig(**kw), DataConfig(), data_dir,
+    return RunContext("spectra_conv1d", run, 0, RunConfig(**kw), DataConfig(), data_dir,
                       out / "results", out / "ckpt", torch.device("cpu"), "smoke", "embedded",
                       threads=1)
+
+
+def _evaluate(ctx):
+    ctx.artifacts.mkdir(parents=True, exist_ok=True)  # the evaluate stage creates it
+    return evaluate(ctx)
 
 
 @pytest.fixture(scope="module")
 def trained(data_dir, tmp_path_factory):
     ctx = _ctx(data_dir, tmp_path_factory.mktemp("run"), **TINY)
-    train(ctx)
-    return ctx, evaluate(ctx)
+    spectra_train.train(ctx)
+    return ctx, _evaluate(ctx)
 
 
 def _history(ctx):
@@ -64,73 +71,99 @@ def test_two_stages_train_and_evaluate(trained):
     assert m["parameters"] == 748_324 and m["eval_set"] == "test" and m["n_eval"] == 100
     assert m["synthetic"] and m["data_label"].startswith("synthetic")
     assert m["macro_f1"] > 0.25  # all-star would give 0.23, uniform guessing about 0.16
-    assert 0 <= m["val_macro_f1_stage1"] <= 1 and 0 <= m["val_macro_f1_stage2"] <= 1
+    for stage in (1, 2):  # each stage's best validation epoch, read back from the history
+        stage_rows = [r for r in rows if r["stage"] == str(stage)]
+        assert m[f"val_macro_f1_stage{stage}"] == max(float(r["val_macro_f1"])
+                                                       for r in stage_rows)
     assert np.array(m["confusion"]).sum() == 100 and set(m["per_class_f1"]) == {
         "star", "unknown", "galaxy", "qso"}
-    assert m["shipped_stage"] == (2 if m["val_macro_f1_stage2"] >= m["val_macro_f1_stage1"]
-                                  else 1)
+    # the shipped weights are the best validation epoch of the better stage: re-scored, they
+    # give that epoch's validation macro-F1
+    best = max(float(r["val_macro_f1"]) for r in rows)
+    stage = max(rows, key=lambda r: (float(r["val_macro_f1"]), r["stage"]))["stage"]
+    assert m["shipped_stage"] == int(stage)
+    model = build_model("spectra")
+    model.load_state_dict(load_torch(ctx.out_dir / "model.pt"))
+    data = load_prepared(ctx.data_dir)
+    prob = spectra_train.predict(model, data.flux[data.n_train:], ctx.device, 100)
+    assert macro_f1(data.labels[data.n_train:], prob.argmax(1)) == pytest.approx(best)
     for name in ("confusion.png", "examples.png"):
         assert (ctx.out_dir / "artifacts" / name).stat().st_size > 1000
     assert not list(ctx.ckpt_dir.rglob("*.pt"))  # checkpoints cleared at the end
 
 
-class Killed(Exception):
-    pass
-
-
 def test_killed_and_resumed_run_gives_the_same_result(trained, data_dir, tmp_path, monkeypatch):
     ctx_ref, _ = trained
     ctx = _ctx(data_dir, tmp_path, **TINY)
-    real_fit, calls = train_mod.fit, {"n": 0, "kill_at": {6, 11}}
+    real, calls = spectra_train.step_generator, {"n": 0}
 
-    def killing_fit(**kw):  # dies mid stage 1 (step 6 of 8), then mid stage 2 (step 3 of 4)
-        inner = kw["train_step"]
+    def killing(seed, step):  # one call per train step: stage 1 has 8 steps, stage 2 has 4
+        calls["n"] += 1
+        if calls["n"] in (6, 11):  # dies mid stage 1 (step 5), then mid stage 2 (step 1)
+            raise Killed
+        return real(seed, step)
 
-        def step(s):
-            calls["n"] += 1
-            if calls["n"] in calls["kill_at"]:
-                raise Killed
-            return inner(s)
-        return real_fit(**{**kw, "train_step": step})
-
-    monkeypatch.setattr(train_mod, "fit", killing_fit)
+    monkeypatch.setattr(spectra_train, "step_generator", killing)
     for _ in range(2):
         with pytest.raises(Killed):
-            train(ctx)
-    train(ctx)
+            spectra_train.train(ctx)
+    spectra_train.train(ctx)
     ref, got = (load_torch(c.out_dir / "model.pt") for c in (ctx_ref, ctx))
     assert all(torch.equal(ref[k], got[k]) for k in ref)
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_time"} for r in rows]
-    assert strip(_history(ctx)) == strip(_history(ctx_ref))
+    assert without_wall_time(_history(ctx)) == without_wall_time(_history(ctx_ref))
 
 
 def test_mnist1d_adaptation_runs(data_dir, tmp_path):
     ctx = _ctx(data_dir, tmp_path, run="mnist1d", task="mnist1d", mnist_steps=4, mnist_batch=100)
-    train(ctx)
-    m = evaluate(ctx)
-    assert m["task"] == "mnist1d" and 0 <= m["test_accuracy"] <= 1 and m["n_test"] == 50
+    spectra_train.train(ctx)
+    m = _evaluate(ctx)
+    assert m["task"] == "mnist1d" and m["n_test"] == 50
+    cm = np.array(m["confusion"])
+    assert cm.shape == (10, 10) and cm.sum() == 50
+    assert m["test_accuracy"] == pytest.approx(np.trace(cm) / 50)
     assert [r["epoch"] for r in _history(ctx)] == ["1", "2"]  # 3 steps an epoch, 4 steps
 
 
-def _spectra_metrics(synthetic_data, profile):
-    return {"task": "spectra", "synthetic": synthetic_data, "profile": profile,
+def _spectra_metrics(synthetic_data):
+    return {"task": "spectra", "synthetic": synthetic_data, "complete_data": not synthetic_data,
             "data_label": "synthetic spectra (embedded)" if synthetic_data else "Tianchi",
-            "val_macro_f1_stage1": 0.80, "val_macro_f1_stage2": 0.815, "macro_f1": 0.9,
+            "val_macro_f1_stage1": 0.79, "val_macro_f1_stage2": 0.815, "macro_f1": 0.9,
             "eval_set": "test" if synthetic_data else "validation"}
 
 
+def _mnist1d_metrics(accuracy):
+    return {"task": "mnist1d", "complete_data": True, "parameters": 600_000, "steps": 3000,
+            "test_accuracy": accuracy}
+
+
+def _results(profile, source, **runs):
+    return ArticleResults("spectra_conv1d", profile, source,
+                          {name: RunResults(name, {0: m}) for name, m in runs.items()})
+
+
 def test_synthetic_scores_are_never_comparable_and_say_so():
-    rows = comparisons({"conv1d": _spectra_metrics(True, "full")}, "embedded")
-    assert [r.published for r in rows] == [0.82, 0.82, 0.83]
+    rows = comparisons(_results("full", "embedded", conv1d=_spectra_metrics(True)))
+    assert [r.published.value for r in rows] == [0.82, 0.82, 0.83]
     assert all(r.status == "not comparable" and "SYNTHETIC" in r.metric for r in rows)
 
 
-def test_official_full_scores_are_compared():
-    rows = comparisons({"conv1d": _spectra_metrics(False, "full"),
-                        "mnist1d": {"task": "mnist1d", "profile": "full", "steps": 3000,
-                                    "test_accuracy": 0.90}}, "official")
-    assert [r.status for r in rows] == ["within band", "within band", "outside band",
+def test_official_full_scores_are_compared_higher_is_better():
+    rows = comparisons(_results("full", "official", conv1d=_spectra_metrics(False),
+                                mnist1d=_mnist1d_metrics(0.90)))
+    # 0.79 < 0.82 - 0.02; 0.815 within 0.02; 0.9 above 0.83 is better, not a miss
+    assert [r.status for r in rows] == ["outside band", "within band", "within band",
                                         "outside band"]
-    assert rows[-1].published == 0.94 and rows[-1].band == 0.03
-    reduced = comparisons({"conv1d": _spectra_metrics(False, "default")}, "official")
-    assert all(r.status == "not comparable" for r in reduced)
+    assert all(r.published.direction == "higher" for r in rows)
+    assert rows[-1].published.value == 0.94 and rows[-1].published.tolerance == 0.03
+    # 0.91 = 0.94 - 0.03 (0.030000000000000027 in floats) is still in band; 0.97 is above
+    for accuracy in (0.91, 0.97):
+        row, = comparisons(_results("full", "official", mnist1d=_mnist1d_metrics(accuracy)))
+        assert row.status == "within band"
+
+
+def test_reduced_profile_or_partial_data_is_not_comparable():
+    reduced = comparisons(_results("default", "official", conv1d=_spectra_metrics(False)))
+    assert reduced and all(r.status == "not comparable" for r in reduced)
+    partial = {**_spectra_metrics(False), "complete_data": False}  # n_train_val cut
+    rows = comparisons(_results("full", "official", conv1d=partial))
+    assert all(r.status == "not comparable" for r in rows)

@@ -1,50 +1,85 @@
-"""The DAG end to end on the smoke profile, through both front doors (Snakemake and DVC)."""
+"""The DAG end to end on the smoke profile, through both front doors (Snakemake and DVC), as a
+newcomer's clone sees it."""
 
 import csv
+import json
+import re
 import shutil
 import subprocess
+from collections import Counter
 
 import pytest
 import yaml
 
 from conftest import REPO, run
-from kexue import config
+from kexue import config, dag, dvcgen
+
+PARAMS = config.load_params(REPO / "params.yaml")
+GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
 
 
-def _copy_repo(dest):
+def _copy_worktree(dest):
+    """The working tree as git would commit it (tracked and untracked-but-not-ignored files)."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
                            cwd=REPO, capture_output=True, text=True, check=True).stdout
     for name in filter(None, files.split("\0")):
-        if (REPO / name).is_file() and not name.startswith(("results/", "dvc.lock")):
+        if (REPO / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, dest / name)
 
 
-@pytest.fixture(scope="module")
-def smoke_repo(tmp_path_factory):
-    """A fresh clone of the working tree on the smoke profile, built once by `snakemake`."""
-    repo = tmp_path_factory.mktemp("kexue")
-    _copy_repo(repo)
+def _set_params(repo, **values):
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["profile"] = "smoke"
+    params.update(values)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    run(["git", "init", "-q"], repo)
-    run(git + ["add", "-A"], repo)
-    run(git + ["commit", "-qm", "smoke"], repo)
-    run(["snakemake", "--cores", "2"], repo)
-    return repo
 
 
-def test_dvc_yaml_is_generated_from_the_dag():
-    done = run(["python", "-m", "kexue", "dvc-yaml", "--check"], REPO, check=False)
-    assert done.returncode == 0, done.stdout[-3000:]
+def _planned(repo, *args) -> Counter:
+    out = run(["snakemake", "-n", "--cores", "2", *args], repo).stdout
+    table = out[out.index("Job stats:"):] if "Job stats:" in out else ""
+    counts = Counter({m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)})
+    counts.pop("total", None)
+    return counts
 
 
-def test_dvc_stages_track_only_their_articles_params():
+def _expected_counts(params) -> Counter:
+    return Counter(j.rule for j in dag.jobs(params)) + Counter(all=1)
+
+
+def test_dvc_yaml_is_generated_from_params():
+    assert dvcgen.check_dvc_yaml(REPO / "params.yaml", REPO / "dvc.yaml") == 0
+
+
+def test_fresh_clone_plans_every_stage_of_every_article(tmp_path):
+    """What `make run` does in a new clone: every job, training included, and nothing that
+    git holds makes Snakemake skip one."""
+    run(["git", "clone", "-q", str(REPO), str(tmp_path / "clone")], tmp_path)
+    clone = tmp_path / "clone"
+    assert (clone / "data" / "README.md").is_file()
+    assert not (clone / "results").exists()
+    params = config.load_params(clone / "params.yaml")
+    assert _planned(clone) == _expected_counts(params)
+
+
+def test_snakemake_plans_exactly_the_jobs_of_the_dag_module(tmp_path):
+    _copy_worktree(tmp_path)
+    out = run(["snakemake", "-n", "--forceall", "--cores", "1"], tmp_path).stdout
+    planned = set(re.findall(r"^    output: (.*)$", out, re.MULTILINE))
+    expected = {", ".join(j.outputs) for j in dag.jobs(PARAMS)}
+    assert planned == expected
+
+
+def test_every_stage_depends_on_the_shared_code_it_runs():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    assert stages["train--nice--su"]["params"] == ["profile", "data_source", "articles.nice"]
-    assert all("params.yaml" not in s.get("deps", []) for s in stages.values())
+    users = {name for name, s in stages.items() if "src/kexue/nn/flows.py" in s["deps"]}
+    flow_articles = {"nice", "glow"} & set(config.article_ids(PARAMS))
+    expected = {n for n in stages if n.split("--")[0] in ("train", "evaluate")
+                and n.split("--")[2] in flow_articles}
+    assert users == expected
+    training = {n for n, s in stages.items() if "src/kexue/training.py" in s["deps"]}
+    assert training == {n for n in stages if n.startswith(("train--", "evaluate--"))}
+    generate = next(s for n, s in stages.items() if n == "generate--digits")
+    assert "src/kexue/training.py" not in generate["deps"]
 
 
 def test_snakemake_lint_is_clean_apart_from_conda():
@@ -53,28 +88,57 @@ def test_snakemake_lint_is_clean_apart_from_conda():
     assert {f for f in findings if "conda" not in f and "container" not in f} == set()
 
 
+@pytest.fixture(scope="module")
+def smoke_repo(tmp_path_factory):
+    """A fresh copy of the working tree on the smoke profile, committed, built by snakemake."""
+    repo = tmp_path_factory.mktemp("kexue")
+    _copy_worktree(repo)
+    _set_params(repo, profile="smoke")
+    run(["python", "-m", "kexue", "dvc-yaml"], repo)
+    run(["git", "init", "-q"], repo)
+    run(GIT + ["add", "-A"], repo)
+    run(GIT + ["commit", "-qm", "smoke"], repo)
+    run(["snakemake", "--cores", "2"], repo)
+    return repo
+
+
 @pytest.mark.slow
-def test_smoke_dag_builds_every_report_and_the_summary(smoke_repo):
+def test_smoke_dag_builds_every_report_and_the_index(smoke_repo):
+    results = smoke_repo / "results" / "smoke-embedded"
     params = config.load_params(smoke_repo / "params.yaml")
     articles = config.article_ids(params)
-    with open(smoke_repo / "results" / "summary.csv") as f:
+    with open(results / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert {r["article"] for r in rows} == set(articles)
     for r in rows:
         assert r["status"] in {"within band", "outside band", "not comparable",
                                "no published number"}, r
         assert r["data_label"], r
-    html = (smoke_repo / "results" / "index.html").read_text()
+    index = (results / "index.html").read_text()
     for article in articles:
-        assert f'href="{article}/report.html"' in html
-        report = (smoke_repo / "results" / article / "report.html").read_text()
-        assert "Traceback" not in report and "<img" in report
+        assert f'href="{article}/report.html"' in index
         for run_name in config.run_names(params, article):
-            metrics = yaml.safe_load((smoke_repo / "results" / article / run_name /
+            for seed in config.seeds(params, article, run_name):
+                metrics = json.loads((results / article / run_name / f"seed{seed}" /
                                       "metrics.json").read_text())
-            prov = metrics["provenance"]
-            assert {"seed", "versions", "device", "git_commit", "wall_time_s"} <= set(prov)
-            assert prov["profile"] == "smoke" and len(prov["git_commit"]) >= 40
+                prov = metrics["provenance"]
+                assert prov["profile"] == "smoke" and prov["seed"] == seed
+                assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", prov["git_commit"])
+
+
+@pytest.mark.slow
+def test_the_run_changes_no_tracked_file(smoke_repo):
+    assert run(["git", "status", "--porcelain", "--untracked-files=no"], smoke_repo).stdout == ""
+    untracked = run(["git", "status", "--porcelain"], smoke_repo).stdout.split()
+    assert untracked in ([], ["??", "dvc.lock"])  # DVC's record of this clone's runs
+
+
+@pytest.mark.slow
+def test_logs_hold_clean_progress_lines(smoke_repo):
+    log = next((smoke_repo / "logs" / "smoke-embedded").glob("train--nice--su--seed0.log"))
+    text = log.read_text()
+    assert "\r" not in text
+    assert re.search(r"\d+/\d+ \[.*<.*loss=", text), "step/total, ETA and loss"
 
 
 @pytest.mark.slow
@@ -85,22 +149,96 @@ def test_dvc_status_is_clean_after_snakemake(smoke_repo):
 @pytest.mark.slow
 def test_dvc_repro_of_one_stage_runs_only_that_stage(smoke_repo):
     out = run(["dvc", "repro", "--force", "--single-item", "--no-run-cache",
-               "evaluate--nice--su"], smoke_repo).stdout
-    assert out.count("Running stage") == 1 and "Running stage 'evaluate--nice--su'" in out
+               "evaluate--smoke-embedded--nice--su--seed0"], smoke_repo).stdout
+    assert out.count("Running stage") == 1
     assert "Nothing to be done" in run(["snakemake", "-n", "--cores", "1"], smoke_repo).stdout
     assert "up to date" in run(["dvc", "status"], smoke_repo).stdout
+
+
+@pytest.mark.slow
+def test_switching_variants_keeps_dvc_status_truthful(smoke_repo):
+    smoke_files = sorted((smoke_repo / "results" / "smoke-embedded").rglob("*"))
+    stamps = [p.stat().st_mtime_ns for p in smoke_files]
+    _set_params(smoke_repo, data_source="official")
+    assert _planned(smoke_repo)["train"] > 0  # snakemake refreshes dvc.yaml for the new variant
+    status = run(["dvc", "status"], smoke_repo).stdout
+    assert "smoke-official" in status and "smoke-embedded" not in status
+    _set_params(smoke_repo, data_source="embedded")
+    assert "Nothing to be done" in run(["snakemake", "-n", "--cores", "1"], smoke_repo).stdout
+    assert "up to date" in run(["dvc", "status"], smoke_repo).stdout
+    assert [p.stat().st_mtime_ns for p in smoke_files] == stamps
+    run(GIT + ["checkout", "--", "params.yaml", "dvc.yaml"], smoke_repo)
 
 
 @pytest.mark.slow
 def test_dvc_push_pull_round_trip(smoke_repo, tmp_path):
     run(["dvc", "remote", "add", "--local", "-d", "store", str(tmp_path / "store")], smoke_repo)
     run(["dvc", "push"], smoke_repo)
-    model = smoke_repo / "results" / "nice" / "su" / "model.pt"
+    model = smoke_repo / "results" / "smoke-embedded" / "nice" / "su" / "seed0" / "model.pt"
     before = model.read_bytes()
     shutil.rmtree(smoke_repo / ".dvc" / "cache")
     shutil.rmtree(smoke_repo / "data" / "processed")
     model.unlink()
     run(["dvc", "pull"], smoke_repo)
     assert model.read_bytes() == before
-    assert (smoke_repo / "data" / "processed" / "nice").is_dir()
+    assert (smoke_repo / "data" / "processed" / "smoke-embedded" / "nice").is_dir()
+    assert "up to date" in run(["dvc", "status"], smoke_repo).stdout
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _browse(page, out_png):
+    """Load ``page`` in headless Chromium: its DOM after load, and a screenshot."""
+    flags = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+             "--allow-file-access-from-files", "--window-size=1280,1600"]
+    dom = subprocess.run(flags + ["--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    subprocess.run(flags + [f"--screenshot={out_png}", page.as_uri()], capture_output=True,
+                   timeout=120, check=True)
+    return dom
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _chromium(), reason="Debian's chromium is not installed")
+def test_index_and_a_report_in_a_browser(smoke_repo, tmp_path):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    results = smoke_repo / "results" / "smoke-embedded"
+    for page in (results / "index.html", results / "nice" / "report.html"):
+        dom = _browse(page, tmp_path / "shot.png")
+        shot = np.asarray(Image.open(tmp_path / "shot.png").convert("L"))
+        assert shot.std() > 5, f"{page}: the screenshot is blank"
+        assert "<title>" in dom and "Traceback" not in dom
+        for src in re.findall(r'<img[^>]+src="([^"]+)"', dom):
+            if src.startswith("data:image/png;base64,"):
+                Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).verify()
+            else:
+                Image.open(page.parent / src).verify()
+        for href in re.findall(r'<a[^>]+href="([^"#]+)"', dom):
+            if not href.startswith(("http://", "https://")):
+                assert (page.parent / href).exists(), f"{page}: broken link {href}"
+    assert len(re.findall(r"<img", _browse(results / "nice" / "report.html",
+                                           tmp_path / "r.png"))) >= 2
+
+
+@pytest.mark.slow
+def test_editing_a_shared_layer_makes_exactly_its_users_stale(smoke_repo):
+    flows = smoke_repo / "src" / "kexue" / "nn" / "flows.py"
+    original = flows.read_text()
+    flows.write_text(original + "\n# an edit\n")
+    try:
+        status = run(["dvc", "status"], smoke_repo).stdout
+    finally:
+        flows.write_text(original)
+    stale = set(re.findall(r"^(\S+--\S+):$", status, re.MULTILINE))
+    stages = yaml.safe_load((smoke_repo / "dvc.yaml").read_text())["stages"]
+    users = {n for n, s in stages.items() if "src/kexue/nn/flows.py" in s["deps"]}
+    assert stale == users and users
+    assert {n.split("--")[2] for n in users} == {"nice", "glow"}
     assert "up to date" in run(["dvc", "status"], smoke_repo).stdout

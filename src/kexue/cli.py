@@ -33,8 +33,8 @@ def _params(args) -> dict:
 
 def _check_article(params: dict, article: str) -> None:
     if article not in params["articles"]:
-        raise UserError(f"article {article!r} is not in {os.path.basename('params.yaml')} "
-                        f"(articles there: {', '.join(params['articles'])})")
+        raise UserError(f"article {article!r} is not in params.yaml (articles there: "
+                        f"{', '.join(params['articles'])}); add its block to run it")
 
 
 def cmd_list(args, params) -> None:
@@ -58,6 +58,12 @@ def cmd_download(args, params) -> None:
     from kexue import stages
 
     stages.download(params, args.dataset)
+
+
+def cmd_features(args, params) -> None:
+    from kexue import stages
+
+    stages.features(params, args.dataset, args.threads)
 
 
 def cmd_prepare(args, params) -> None:
@@ -108,15 +114,22 @@ def cmd_reference(args, params) -> None:
     publish_reference(params)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (with where to look) and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kexue.data.registry import DATASETS
 
-    p = argparse.ArgumentParser(prog="python -m kexue", description=__doc__, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="python -m kexue", description=__doc__, epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
     p.add_argument("--profile", choices=config.PROFILES, help="override params.yaml's profile")
     p.add_argument("--source", choices=config.DATA_SOURCES, help="override the data source")
-    sub = p.add_subparsers(dest="stage", required=True, metavar="<stage>")
+    sub = p.add_subparsers(dest="stage", required=True, metavar="<stage>", parser_class=_Parser)
 
     sub.add_parser("list", help="the articles, their runs per profile and datasets per source"
                    ).set_defaults(func=cmd_list)
@@ -127,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"one of: {', '.join(sorted(DATASETS))}")
         s.set_defaults(func=cmd_download)
     article_help = f"one of: {', '.join(implemented_ids())}"
+    s = sub.add_parser("features", help="train the feature network of an image dataset "
+                                        "(GAN metrics)")
+    s.add_argument("dataset")
+    s.add_argument("--threads", type=int, default=1)
+    s.set_defaults(func=cmd_features)
     s = sub.add_parser("prepare", help="raw datasets -> the article's processed data")
     s.add_argument("article", choices=implemented_ids(), metavar="article", help=article_help)
     s.set_defaults(func=cmd_prepare)

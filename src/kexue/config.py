@@ -35,6 +35,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union
 
 import yaml
 
+from kexue.data.registry import DATASETS
 from kexue.errors import ConfigError
 from kexue.registry import get_article, implemented_ids
 
@@ -43,8 +44,9 @@ DATA_SOURCES = ("embedded", "official")
 TOP_LEVEL_KEYS = {"profile", "data_source", "device", "mirror", "data_dirs", "articles"}
 BLOCK_KEYS = ("data", "seeds", "runs", "official")
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # no option, no "..", no shell word
 
-__all__ = ["ConfigError", "Positive", "NonNegative", "Probability", "Range"]
+__all__ = ["ConfigError", "NonNegative", "Positive", "Probability", "Range"]
 
 
 # --------------------------------------------------------------------------- value checking
@@ -104,7 +106,10 @@ def coerce(value: Any, hint, where: str) -> Any:
     if hint is Any:
         return value
     if origin is Annotated:
-        out = coerce(value, args[0], where)
+        try:
+            out = coerce(value, args[0], where)
+        except ConfigError:
+            _fail(where, value, hint)
         for r in (a for a in args[1:] if isinstance(a, Range)):
             if (why := r.violated(out)) is not None:
                 raise ConfigError(f"{where}: {value!r} is out of range (expected {why})")
@@ -253,6 +258,10 @@ def _check_block(article_id: str, profile: str, block: Any, where: str) -> list[
     runs = block.get("runs")
     if not isinstance(runs, dict) or not runs:
         raise ConfigError(f"{here}.runs: expected at least one run")
+    for run in runs:  # a run name is a path part and a word of the stage's shell command
+        if not isinstance(run, str) or not RUN_NAME.fullmatch(run):
+            raise ConfigError(f"{here}.runs: run name {run!r} is not valid (letters, digits, "
+                              f"'_', '.', '-' only)")
     if "seeds" in block:
         _check_seeds(block["seeds"], f"{here}.seeds")
     official = block.get("official") or {}
@@ -264,8 +273,12 @@ def _check_block(article_id: str, profile: str, block: Any, where: str) -> list[
                               f"(runs: {', '.join(runs)})")
     for source in DATA_SOURCES:
         tag = "" if source == "embedded" else " (with official data)"
-        build(_config_classes(article_id)[0], _data_values_from(block, source),
-              f"{here}.data{tag}")
+        data = build(_config_classes(article_id)[0], _data_values_from(block, source),
+                     f"{here}.data{tag}")
+        for name in getattr(data, "datasets", ()):
+            if name not in DATASETS:
+                raise ConfigError(f"{here}.data.datasets: unknown dataset {name!r} "
+                                  f"(registered: {', '.join(sorted(DATASETS))})")
         for run in runs:
             values = _run_values_from(block, run, source)
             if "seed" in values:
@@ -360,8 +373,8 @@ def data_config(params: dict[str, Any], article_id: str):
 def run_config(params: dict[str, Any], article_id: str, run: str, seed: int | None = None):
     block = _profile_block(params, article_id)
     if run not in block["runs"]:
-        raise ConfigError(f"articles.{article_id}: unknown run {run!r} "
-                          f"(runs: {', '.join(block['runs'])})")
+        raise ConfigError(f"articles.{article_id}: unknown run {run!r} (runs: "
+                          f"{', '.join(block['runs'])}; `python -m kexue list` shows them all)")
     values = _run_values_from(block, run, params["data_source"])
     values.pop("seeds", None)
     run_seeds = seeds(params, article_id, run)

@@ -32,6 +32,13 @@ def datasets_of(params: dict, article_id: str) -> tuple[str, ...]:
     return tuple(chosen) or get_article(article_id).datasets_for(params["data_source"])
 
 
+def feature_nets_of(params: dict, article_id: str) -> tuple[str, ...]:
+    """The image datasets, among those the article reads, whose feature network its runs use
+    (the registry's ``feature_nets`` for the data source)."""
+    wanted = get_article(article_id).feature_nets.get(params["data_source"], ())
+    return tuple(d for d in wanted if d in datasets_of(params, article_id))
+
+
 def dataset_rule(dataset: str) -> str:
     return "generate" if get_dataset(dataset).kind == "embedded" else "download"
 
@@ -50,9 +57,16 @@ def jobs(params: dict) -> list[Job]:
         rule = dataset_rule(d)
         out.append(Job(rule, f"{rule}--{d}", (paths.RAW.format(dataset=d),),
                        wildcards={"dataset": d}))
+    # one feature network per image dataset, shared by every article that scores samples
+    for d in sorted({d for a in config.article_ids(params) for d in feature_nets_of(params, a)}):
+        out.append(Job("features", f"features--{variant}--{d}",
+                       (paths.FEATURES.format(variant=variant, dataset=d),),
+                       (paths.RAW.format(dataset=d),), {"dataset": d}))
     reports = []
     for a in config.article_ids(params):
         processed = paths.PROCESSED.format(variant=variant, article=a)
+        features = tuple(paths.FEATURES.format(variant=variant, dataset=d)
+                         for d in feature_nets_of(params, a))
         raw = tuple(paths.RAW.format(dataset=d) for d in datasets_of(params, a))
         out.append(Job("prepare", f"prepare--{variant}--{a}", (processed,), raw,
                        {"article": a}, a))
@@ -64,9 +78,9 @@ def jobs(params: dict) -> list[Job]:
                 tag = f"{variant}--{a}--{run}--seed{seed}"
                 out.append(Job("train", f"train--{tag}",
                                (o["model"], o["history"], o["train_info"], o["train_artifacts"]),
-                               (processed,), wc, a))
+                               (processed, *features), wc, a))
                 out.append(Job("evaluate", f"evaluate--{tag}", (o["metrics"], o["artifacts"]),
-                               (processed, o["model"]), wc, a))
+                               (processed, *features, o["model"]), wc, a))
                 evaluated += [o["metrics"], o["history"], o["train_info"], o["train_artifacts"]]
         report = paths.REPORT.format(variant=variant, article=a)
         reports.append(report)

@@ -17,7 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -51,7 +51,7 @@ def _package_inits(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _imports(name: str) -> frozenset[str]:
     """The kexue modules that module ``name`` imports anywhere in its body."""
     path = _module_file(name)
@@ -92,6 +92,8 @@ def _roots(job: Job, params: dict) -> tuple[str, ...]:
     if job.rule in ("download", "generate"):
         generator = get_dataset(job.wildcards["dataset"]).generator
         return BASE + ("kexue.data.fetch",) + ((generator.split(":")[0],) if generator else ())
+    if job.rule == "features":
+        return BASE + ("kexue.stages", "kexue.data.images", "kexue.metrics.features")
     if job.rule == "prepare":
         return BASE + (f"{a}.config", f"{a}.data")
     if job.rule in ("train", "evaluate"):
@@ -173,6 +175,6 @@ def commit_outputs(variant: str, params_path: str | os.PathLike = "params.yaml")
     if config.variant(config.load_params(params_path)) != variant:
         return
     done = subprocess.run(["dvc", "commit", "--force", "--quiet"], capture_output=True,
-                          text=True)
+                          text=True, check=False)
     if done.returncode != 0:
         print(f"dvc commit failed:\n{done.stderr}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -10,10 +11,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
+from kexue.errors import DataError, UserError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class DiskFull(UserError):
+    """A write ran out of space; the message names the file, and the earlier file is intact."""
 
 
 @contextmanager
@@ -29,6 +35,11 @@ def atomic_path(path: str | os.PathLike):
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno not in _DISK_FULL:
+            raise
+        before = "its earlier version is unchanged" if path.exists() else "nothing was written"
+        raise DiskFull(f"cannot write {path}: {os.strerror(e.errno)} ({before})") from e
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -44,17 +55,24 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
     """torch.save into memory first: the archive then carries no temporary file name, so the
     same content always gives the same bytes (and the same DVC hash)."""
+    import torch  # here, not at the top: Snakemake imports this module while parsing the DAG
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     write_bytes(path, buffer.getvalue())
 
 
 def load_torch(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    import torch
+
     # weights_only: checkpoints hold tensors, numbers, strings and plain containers only.
     return torch.load(path, map_location=map_location, weights_only=True)

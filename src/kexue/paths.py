@@ -10,6 +10,8 @@ from pathlib import Path
 
 RAW = "data/raw/{dataset}"
 PROCESSED = "data/processed/{variant}/{article}"
+# the feature network of an image dataset (model.pt, info.json), shared by the GAN articles
+FEATURES = "data/features/{variant}/{dataset}"
 RESULTS = "results/{variant}"
 RUN = RESULTS + "/{article}/{run}/seed{seed}"
 MODEL = RUN + "/model.pt"

@@ -226,7 +226,7 @@ def write_summary(params: dict, results_root: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     meta = {"profile": params["profile"], "data source": params["data_source"],
-            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "git commit": git_commit(), "hardware": f"{cpu_name()}",
             "runtime": _runtime_s(config.variant(params))}
     write_bytes(results_root / "index.html", index_html(rows, ids, meta).encode())

@@ -34,6 +34,33 @@ def download(params: dict, dataset: str) -> None:
                 mirror=config.mirror(params), local_dir=config.data_dir_override(params, dataset))
 
 
+def features(params: dict, dataset: str, threads: int) -> None:
+    """Train the feature network of an image dataset on its training split (the GAN articles'
+    FID/KID and collapse detector score samples with it)."""
+    import torch
+
+    from kexue.data.images import load_image_dataset
+    from kexue.metrics.features import TRAINING, build_feature_net
+
+    torch.set_num_threads(max(1, threads))
+    raw = _need(paths.path(paths.RAW, dataset=dataset),
+                f"run `python -m kexue download {dataset}` (or snakemake) first")
+    images = load_image_dataset(dataset, raw)
+
+    def tensor(a):
+        return None if a is None else torch.from_numpy(a)
+
+    out = paths.path(paths.FEATURES, variant=_variant(params), dataset=dataset)
+    start = time.perf_counter()
+    info = build_feature_net(out, tensor(images.train), tensor(images.train_labels),
+                             tensor(images.test), tensor(images.test_labels), images.n_levels,
+                             TRAINING[params["profile"]],
+                             {"dataset": dataset, "data_label": images.label})
+    print(f"[features] {dataset}: {info['kind']} in {time.perf_counter() - start:.1f} s; "
+          + ", ".join(f"{k}={info[k]:.4g}" for k in ("test_accuracy", "test_reconstruction_mse")
+                      if k in info))
+
+
 def prepare(params: dict, article_id: str) -> None:
     article = get_article(article_id)
     raw = {}
@@ -102,6 +129,10 @@ def report(params: dict, article_id: str) -> None:
     from kexue.report import render_notebook
 
     variant = _variant(params)
+    results = paths.path(paths.RESULTS, variant=variant) / article_id
+    if not any(results.glob("*/seed*/metrics.json")):
+        raise UserError(f"{results} holds no evaluated run: run `python -m kexue evaluate "
+                        f"{article_id} <run>` (or snakemake) first")
     render_notebook(article_id, paths.path(paths.RESULTS, variant=variant) / article_id,
                     paths.path(paths.REPORT, variant=variant, article=article_id))
 
@@ -109,4 +140,7 @@ def report(params: dict, article_id: str) -> None:
 def summary(params: dict) -> None:
     from kexue.report import write_summary
 
+    for article_id in config.article_ids(params):
+        _need(paths.path(paths.REPORT, variant=_variant(params), article=article_id),
+              f"run `python -m kexue report {article_id}` (or snakemake) first")
     write_summary(params, paths.path(paths.RESULTS, variant=_variant(params)))

@@ -103,12 +103,14 @@ class TrackedState(dict):
 
     def load_state_dict(self, state: dict) -> None:
         self.clear()
-        self.update(state)
+        dict.update(self, state)  # not self.update: KeepBest's update means something else
 
 
 class Checkpointer:
-    """Atomic checkpoints tagged with the config fingerprint. ``save`` keeps the previous
-    ``last`` as ``previous``, so a truncated or corrupted last checkpoint falls back to it."""
+    """Atomic checkpoints tagged with the config fingerprint and a sha256 of their content.
+    ``save`` keeps the previous ``last`` as ``previous``, so a truncated or corrupted last
+    checkpoint (it fails to load, or its content no longer matches its sha256) falls back to
+    it; with neither readable, training starts afresh. Each case prints one warning line."""
 
     def __init__(self, directory: Path, tag: str):
         self.directory = Path(directory)
@@ -120,18 +122,20 @@ class Checkpointer:
     def save(self, state: dict, name: str = "last") -> None:
         if name == "last" and self.path("last").exists():
             self.path("last").replace(self.path("previous"))
-        save_torch(self.path(name), {"tag": self.tag, **state})
+        state = {"tag": self.tag, **state}
+        save_torch(self.path(name), {**state, "sha256": content_digest(state)})
 
     def load(self, name: str = "last", map_location: Any = "cpu") -> dict | None:
         names = (name, "previous") if name == "last" else (name,)
+        broken = []
         for candidate in names:
             path = self.path(candidate)
             if not path.exists():
                 continue
-            try:
-                state = load_torch(path, map_location=map_location)
-            except Exception as e:  # truncated, corrupted or not a checkpoint at all
-                print(f"warning: checkpoint {path} is unreadable ({type(e).__name__}); "
+            problem, state = self._read(path, map_location)
+            if problem:
+                broken.append(path)
+                print(f"warning: checkpoint {path} is unreadable ({problem}); "
                       f"{'trying the previous one' if candidate == 'last' else 'ignoring it'}",
                       file=sys.stderr)
                 continue
@@ -140,11 +144,53 @@ class Checkpointer:
                       file=sys.stderr)
                 return None
             return state
+        if broken and name == "last":
+            print(f"warning: no readable checkpoint in {self.directory}; starting afresh",
+                  file=sys.stderr)
         return None
+
+    @staticmethod
+    def _read(path: Path, map_location: Any) -> tuple[str | None, dict | None]:
+        try:
+            state = load_torch(path, map_location=map_location)
+        except Exception as e:  # noqa: BLE001 - truncated or corrupted: any load error
+            return f"{type(e).__name__}: {' '.join(str(e).split())[:120]}", None
+        if not isinstance(state, dict) or "sha256" not in state:
+            return "no content checksum", None
+        digest = state.pop("sha256")
+        if digest != content_digest(state):
+            return "content does not match its sha256: corrupted", None
+        return None, state
 
     def clear(self) -> None:
         for p in self.directory.glob("*.pt"):
             p.unlink()
+
+
+def content_digest(obj: Any) -> str:
+    """sha256 of a checkpoint's content (tensors by dtype, shape and bytes; other values by
+    repr): a flipped bit in a tensor loads without error, so the load alone cannot tell."""
+    digest = hashlib.sha256()
+
+    def feed(x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous()
+            digest.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(x, dict):
+            digest.update(f"D{len(x)}".encode())
+            for k, v in x.items():
+                feed(k)
+                feed(v)
+        elif isinstance(x, (list, tuple)):
+            digest.update(f"L{len(x)}".encode())
+            for v in x:
+                feed(v)
+        else:
+            digest.update(f"V{x!r};".encode())
+
+    feed(obj)
+    return digest.hexdigest()
 
 
 class KeepBest(TrackedState):
@@ -166,12 +212,9 @@ class KeepBest(TrackedState):
     def update(self, epoch: int, score: float, model: torch.nn.Module) -> bool:
         if not math.isfinite(score) or not self.is_better(score):
             return False
-        self.update_state(epoch, score)
+        dict.update(self, score=float(score), epoch=int(epoch))
         self.ckpt.save({"model": model.state_dict(), "epoch": epoch, "score": score}, "best")
         return True
-
-    def update_state(self, epoch: int, score: float) -> None:
-        dict.update(self, score=float(score), epoch=int(epoch))
 
     def weights(self, map_location: Any = "cpu") -> dict:
         state = self.ckpt.load("best", map_location=map_location)
@@ -231,7 +274,17 @@ def fit(
         print(f"[{desc}] resuming from step {step} ({ckpt.directory})", flush=True)
     start = time.perf_counter()
 
+    def last_good() -> str:
+        last = ckpt.path("last")
+        return (f"The last good checkpoint is {last}" if last.exists()
+                else f"There is no checkpoint yet in {ckpt.directory}")
+
     def save() -> None:
+        # A checkpoint is never written with NaN/Inf weights: it stays the last good one.
+        bad = _non_finite_parameter(modules)
+        if bad:
+            raise NonFiniteLoss(f"{desc}: parameter {bad} became NaN/Inf by step {step} (a "
+                                f"non-finite gradient or batch); training stopped. {last_good()}")
         wall = elapsed + time.perf_counter() - start
         ckpt.save({"modules": {n: o.state_dict() for n, o in modules.items()}, "step": step,
                    "history": history, "acc": acc, "wall": wall})
@@ -243,8 +296,7 @@ def fit(
             loss = out.get("loss")
             if loss is not None and not math.isfinite(loss):
                 raise NonFiniteLoss(
-                    f"{desc}: loss became {loss} at step {step}; training stopped. The last good "
-                    f"checkpoint is {ckpt.path('last')}")
+                    f"{desc}: loss became {loss} at step {step}; training stopped. {last_good()}")
             for k, v in out.items():
                 acc[k] = acc.get(k, 0.0) + float(v)
             acc["_n"] = acc.get("_n", 0) + 1
@@ -262,6 +314,16 @@ def fit(
     finally:
         bar.close()
     return LoopResult(history, step, elapsed + time.perf_counter() - start)
+
+
+def _non_finite_parameter(modules: dict[str, Any]) -> str | None:
+    """The first NaN/Inf parameter of the nn.Modules among ``modules`` ("model.fc.weight")."""
+    for name, module in modules.items():
+        if isinstance(module, torch.nn.Module):
+            for pname, param in module.named_parameters():
+                if not torch.isfinite(param).all():
+                    return f"{name}.{pname}"
+    return None
 
 
 def _epoch_row(step, steps_per_epoch, acc, end_of_epoch, wall) -> dict:

@@ -19,12 +19,43 @@ import numpy as np
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """Like ``np.savez_compressed``, but without the wall-clock timestamps numpy puts in the
     zip entries, so that the same arrays always give the same bytes."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    from kexue.io import atomic_path
+
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for key, value in arrays.items():
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             with zf.open(info, "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
+
+
+def load_npz(path: str | os.PathLike,
+             expect: dict[str, tuple[str, int]]) -> dict[str, np.ndarray]:
+    """The arrays ``expect`` names from an ``.npz`` file, never unpickled, each checked against
+    ``(dtype kinds, ndim)`` (kinds as in ``np.dtype.kind``: "u" uint, "iu" any integer, "f"
+    float); a broken or unexpected file is a ``DataError`` naming it and the member."""
+    from kexue.errors import DataError
+
+    if Path(path).is_file() and not zipfile.is_zipfile(path):  # np.load would guess "pickle"
+        raise DataError(f"{path}: not a valid .npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {}
+            for key, (kinds, ndim) in expect.items():
+                if key not in npz.files:
+                    raise DataError(f"{path}: no array {key!r} (it holds {npz.files})")
+                a = npz[key]
+                if a.dtype.kind not in kinds or a.ndim != ndim:
+                    raise DataError(f"{path}: {key} is {a.dtype} of shape {a.shape}; expected "
+                                    f"{ndim} dimensions of dtype kind {'/'.join(kinds)}")
+                arrays[key] = a
+            return arrays
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: not a valid .npz file ({e})") from None
 
 
 def sklearn_digits(dest: Path) -> None:

@@ -83,7 +83,11 @@ def dataset_files(raw_dir: Path) -> Path:
     pointer = raw_dir / SOURCE_JSON
     if not pointer.exists():
         return raw_dir
-    folder = Path(read_json(pointer)["folder"])
+    where = read_json(pointer)
+    if not isinstance(where, dict) or not isinstance(where.get("folder"), str):
+        raise DataError(f"{pointer}: expected {{\"folder\": \"<path>\"}} (rerun the download "
+                        f"stage to rewrite it)")
+    folder = Path(where["folder"])
     if not folder.is_dir():
         raise MissingFile(f"{pointer} points at {folder}, which is not a folder (moved? "
                                 f"fix data_dirs in params.yaml and rerun the download stage)")
@@ -126,6 +130,12 @@ def verify_file(path: Path, rf: RemoteFile, origin: str) -> dict[str, Any]:
     also passes when its decompressed bytes match: a recompressed copy of the official data.
     """
     algorithm, expected = ("sha256", rf.sha256) if rf.sha256 else ("md5", rf.md5)
+    if expected is None and rf.record_sha256:
+        actual = pooch.file_hash(str(path), alg="sha256")
+        log.warning("%s from %s: no published checksum; recording sha256 %s", rf.name, origin,
+                    actual)
+        return {"algorithm": "sha256", "hash": actual,
+                "verified": "recorded at first download (no published checksum)"}
     if expected is None:
         raise ChecksumError(f"{rf.name}: the registry has no checksum for it; refusing to use "
                             f"unverified data from {origin}")
@@ -314,6 +324,10 @@ def _content_sha256(path: Path) -> str:
 
 def _use_user_folder(ds: Dataset, dest: Path, local_dir: Path | None) -> None:
     folder = _user_folder(ds, local_dir)
+    missing = [name for name in ds.required if not (folder / name).exists()]
+    if missing:
+        raise MissingFile(f"data_dirs.{ds.name} = {folder} lacks {', '.join(missing)} (the "
+                          f"official layout of {ds.description})")
     entries = []
     for rf in ds.files:
         path = folder / rf.name

@@ -10,16 +10,20 @@ dataset, never from its name. Nothing is unpickled.
 
 from __future__ import annotations
 
+import gzip
 import io
 import re
 import tarfile
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from kexue.data.archives import check_tar, read_tar, zip_names
+from kexue.data.embedded import load_npz
 from kexue.data.fetch import dataset_files
 from kexue.data.idx import read_idx
 from kexue.data.registry import get_dataset
@@ -84,15 +88,13 @@ def read_cifar_records(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
 def _cifar_batches(folder: Path) -> tuple[dict[str, bytes], str]:
     """The CIFAR-10 binary batches in any of the layouts we accept, and which one it was."""
     tar = folder / CIFAR_TAR
-    if tar.is_file():
-        out = {}
-        with tarfile.open(tar, "r:gz") as tf:  # read members in memory; nothing is extracted
-            for name in (*CIFAR_TRAIN, CIFAR_TEST):
-                try:
-                    out[name] = tf.extractfile(f"{CIFAR_DIR}/{name}").read()
-                except KeyError:
-                    raise DataError(f"{tar}: no member {CIFAR_DIR}/{name}") from None
-        return out, f"official {CIFAR_TAR}"
+    if tar.is_file():  # members are read in memory; nothing is extracted
+        members = {f"{CIFAR_DIR}/{n}": n for n in (*CIFAR_TRAIN, CIFAR_TEST)}
+        found = read_tar(tar, members.__contains__)
+        for member in members:
+            if member not in found:
+                raise DataError(f"{tar}: no member {member}")
+        return {members[m]: data for m, data in found.items()}, f"official {CIFAR_TAR}"
     for d in (folder / CIFAR_DIR, folder):
         if all((d / n).is_file() for n in (*CIFAR_TRAIN, CIFAR_TEST)):
             return {n: (d / n).read_bytes() for n in (*CIFAR_TRAIN, CIFAR_TEST)}, f"folder {d}"
@@ -105,25 +107,28 @@ def _cifar_batches(folder: Path) -> tuple[dict[str, bytes], str]:
                             f"data_batch_1..5.bin + test_batch.bin, or {CIFAR_SUBSET})")
 
 
-def read_cifar10(folder: Path, opts: ImageOptions):
+def read_cifar10(name: str, folder: Path, opts: ImageOptions) -> ImageSet:
+    """The binary version (official tar, or its folder), or the mirror's subset; with labels."""
     batches, layout = _cifar_batches(folder)
     if layout == "subset":
-        x, _ = read_cifar_records(batches[CIFAR_SUBSET], CIFAR_SUBSET)
+        x, y = read_cifar_records(batches[CIFAR_SUBSET], CIFAR_SUBSET)
         k = opts.cifar_subset_test_from
         split = (f"mirror subset {CIFAR_SUBSET} (training records 0-{len(x) - 1}): records "
                  f"0-{k - 1} train, {k}-{len(x) - 1} held out as test (not the official test set)")
-        return x[:k], x[k:], {
-            "data_label": f"CIFAR-10 mirror subset ({k:,} train / {len(x) - k:,} held-out "
-                          f"training images; not the official test set)",
-            "test_split": split, "full_dataset": False}
-    train = [read_cifar_records(batches[n], n)[0] for n in CIFAR_TRAIN]
-    test = read_cifar_records(batches[CIFAR_TEST], CIFAR_TEST)[0]
-    for name, x in zip((*CIFAR_TRAIN, CIFAR_TEST), (*train, test), strict=True):
+        return ImageSet(name, x[:k], x[k:], 256,
+                        f"CIFAR-10 mirror subset ({k:,} train / {len(x) - k:,} held-out training "
+                        f"images; not the official test set)", split, False,
+                        y[:k].astype(np.int64), y[k:].astype(np.int64))
+    parts = [read_cifar_records(batches[n], n) for n in (*CIFAR_TRAIN, CIFAR_TEST)]
+    for n, (x, _) in zip((*CIFAR_TRAIN, CIFAR_TEST), parts, strict=True):
         if len(x) != 10_000:
-            raise DataError(f"{name}: {len(x)} records, expected 10,000")
-    return np.concatenate(train), test, {
-        "data_label": "CIFAR-10 (official binary version; 50,000 train / 10,000 test)",
-        "test_split": f"official test_batch.bin ({layout})", "full_dataset": True}
+            raise DataError(f"{n}: {len(x)} records, expected 10,000")
+    train = np.concatenate([x for x, _ in parts[:-1]])
+    labels = np.concatenate([y for _, y in parts[:-1]]).astype(np.int64)
+    return ImageSet(name, train, parts[-1][0], 256,
+                    "CIFAR-10 (official binary version; 50,000 train / 10,000 test)",
+                    f"official test_batch.bin ({layout})", True, labels,
+                    parts[-1][1].astype(np.int64))
 
 
 _CELEBA_ID = re.compile(r"(?:^|/)(\d{6})\.jpg$")
@@ -135,18 +140,22 @@ def _celeba_files(folder: Path):
     zip_path = folder / "img_align_celeba.zip"
     tars = sorted(folder.glob("celeba_align_*.tar.gz"))
     if zip_path.is_file():
+        names = sorted((int(m.group(1)), n) for n in zip_names(zip_path)  # checked entries
+                       if (m := _CELEBA_ID.search(n)))
         with zipfile.ZipFile(zip_path) as zf:
-            names = sorted((int(m.group(1)), n) for n in zf.namelist()
-                           if (m := _CELEBA_ID.search(n)))
             for i, n in names:
                 yield i, zf.read(n)
         return
     if tars:
-        with tarfile.open(tars[0], "r:gz") as tf:
-            members = sorted((int(m.group(1)), mem) for mem in tf.getmembers()
-                             if mem.isfile() and (m := _CELEBA_ID.search(mem.name)))
-            for i, mem in members:
-                yield i, tf.extractfile(mem).read()
+        try:
+            with tarfile.open(tars[0], "r:gz") as tf:
+                check_tar(tf, str(tars[0]))
+                members = sorted((int(m.group(1)), mem) for mem in tf.getmembers()
+                                 if mem.isfile() and (m := _CELEBA_ID.search(mem.name)))
+                for i, mem in members:
+                    yield i, tf.extractfile(mem).read()
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise DataError(f"{tars[0]}: not a readable tar.gz archive ({e})") from None
         return
     for d in (folder / "img_align_celeba", folder / "celebA", folder):
         files = sorted((int(m.group(1)), p) for p in d.glob("*.jpg")
@@ -255,7 +264,7 @@ def read_digits(name: str, folder: Path, opts: ImageOptions) -> ImageSet:
     """scikit-learn's 8x8 digits (values 0..16), a stratified train/test split."""
     from sklearn.model_selection import train_test_split
 
-    d = np.load(folder / "digits.npz", allow_pickle=False)
+    d = load_npz(folder / "digits.npz", {"images": ("u", 3), "labels": ("iu", 1)})
     x = d["images"].astype(np.uint8)[:, None]
     train, test, y_train, y_test = train_test_split(
         x, d["labels"], test_size=opts.digits_test_size, stratify=d["labels"],
@@ -266,7 +275,7 @@ def read_digits(name: str, folder: Path, opts: ImageOptions) -> ImageSet:
 
 
 def read_image_patches(name: str, folder: Path, opts: ImageOptions) -> ImageSet:
-    images = np.load(folder / "sample_images.npz", allow_pickle=False)["images"]
+    images = load_npz(folder / "sample_images.npz", {"images": ("u", 4)})["images"]
     train, test = sample_image_patches(images, opts)
     p = opts.patch_size
     return ImageSet(name, train, test, 256,
@@ -294,7 +303,7 @@ def read_idx_images(name: str, folder: Path, opts: ImageOptions) -> ImageSet:
 
 READERS = {
     "idx": read_idx_images,
-    "cifar10": lambda name, folder, opts: _from_tuple(name, read_cifar10(folder, opts), 256),
+    "cifar10": read_cifar10,
     "celeba": lambda name, folder, opts: _from_tuple(name, read_celeba(folder, opts), 256),
     "digits": read_digits,
     "image_patches": read_image_patches,

@@ -35,6 +35,8 @@ class RemoteFile:
     # decompressed bytes match this published hash of the uncompressed file.
     sha256_uncompressed: str | None = None
     size: int | None = None
+    # no published checksum: the sha256 of the first download is recorded in PROVENANCE.json
+    record_sha256: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class Dataset:
     mirror_subset: tuple[RemoteFile, ...] = ()
     # image datasets: the reader of kexue.data.images ("idx" for MNIST-format files)
     reader: str = ""
+    # local: what a user folder must hold (files or folders), checked before anything is read
+    required: tuple[str, ...] = ()
 
 
 _MNIST_URLS = (
@@ -60,6 +64,9 @@ _MNIST_URLS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/{}",
     "http://yann.lecun.com/exdb/mnist/{}",
 )
+
+
+FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
 
 def _mnist_file(name, sha256, md5, size, sha256_uncompressed=None):
@@ -91,6 +98,31 @@ DATASETS: dict[str, Dataset] = {
             ),
             citation="LeCun, Bottou, Bengio & Haffner (1998)",
             licence="CC BY-SA 3.0 (per Keras/TFDS)",
+            reader="idx",
+        ),
+        Dataset(
+            name="fashion-mnist",
+            kind="remote",
+            description="Fashion-MNIST, 60,000 train + 10,000 test, 28x28 8-bit",
+            files=tuple(
+                RemoteFile(name, (FASHION_MNIST_URL + name,), sha256=sha256, md5=md5, size=size)
+                for name, sha256, md5, size in (
+                    ("train-images-idx3-ubyte.gz",
+                     "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                     "8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26421880),
+                    ("train-labels-idx1-ubyte.gz",
+                     "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                     "25c81989df183df01b3e8a0aad5dffbe", 29515),
+                    ("t10k-images-idx3-ubyte.gz",
+                     "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                     "bef4ecab320f06d8554ea6380940ec79", 4422102),
+                    ("t10k-labels-idx1-ubyte.gz",
+                     "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+                     "bb300cfdad3c16e7a12a480ee83cd310", 5148),
+                )),
+            citation="Xiao, Rasul & Vollgraf (2017), arXiv 1708.07747",
+            licence="MIT (Zalando SE)",
+            notes=("md5s as published in the official README; sha256 of the same files",),
             reader="idx",
         ),
         Dataset(
@@ -129,6 +161,7 @@ DATASETS: dict[str, Dataset] = {
             name="tianchi_spectra",
             kind="local",
             description="Tianchi 2018 LAMOST DR3 competition spectra (user-supplied; not public)",
+            required=("first_train_index_20180131.csv", "first_train_data_20180131"),
             citation="Tianchi 天体光谱智能分类, raceId 231646",
         ),
         Dataset(
@@ -174,6 +207,96 @@ DATASETS: dict[str, Dataset] = {
             citation="Liu, Luo, Wang & Tang (2015), Deep Learning Face Attributes in the Wild",
             licence="CelebA agreement: non-commercial research only, no redistribution",
             reader="celeba",
+        ),
+        Dataset(
+            name="kbqa",
+            kind="embedded",
+            description=("SYNTHETIC knowledge-base QA in Su's SogouQA format (6,000 train + "
+                         "1,500 validation questions, 5-10 passages each)"),
+            generator="kexue.data.kbqa:generate",
+            notes=("synthetic: never comparable with published SogouQA scores",),
+        ),
+        Dataset(
+            name="sogouqa",
+            kind="local",
+            description=("CIPS-SOGOU factoid QA in Su's format: SogouQA.json (29,812 questions) "
+                         "and the official answers evaluate_tool/qid_answer_expand, copied "
+                         "into one folder (data_dirs.sogouqa)"),
+            citation="CIPS-SOGOU QA 2017; Su's SogouQA.json (kexue.fm/archives/6906)",
+            licence="competition data, research only; no published checksum",
+            required=("SogouQA.json", "qid_answer_expand"),
+        ),
+        Dataset(
+            name="webqa",
+            kind="local",
+            description="WebQA in Su's JSON format: WebQA.json (42,223 questions; data_dirs.webqa)",
+            citation="Li et al. (2016), arXiv 1607.06275; Su's WebQA.json",
+            licence="no licence found: research only",
+            required=("WebQA.json",),
+        ),
+        Dataset(
+            name="webqa_v1",
+            kind="remote",
+            description="WebQA v1.0, the official zip of Baidu IDL (read in memory, checked)",
+            files=(
+                RemoteFile("WebQA.v1.0.zip",
+                           ("http://paddlepaddle.bj.bcebos.com/dataset/webqa/WebQA.v1.0.zip",),
+                           record_sha256=True),
+            ),
+            citation="Li et al. (2016), arXiv 1607.06275",
+            licence="no licence found: research only",
+            notes=(("no published checksum: the sha256 of the first download is recorded in "
+                    "PROVENANCE.json"),),
+        ),
+        Dataset(
+            name="webqa-sample",
+            kind="remote",
+            description=("WebQA v1.0 annotated test/validation sets (one positive evidence per "
+                         "question) as xlsx; only in the offline mirror (E6)"),
+            files=(
+                RemoteFile("test_ann.xlsx", (), sha256=(
+                    "a06d647ed2b46380d600be1be7730496a54b160579539c82aaceb9f290927890")),
+                RemoteFile("validation_ann.xlsx", (), sha256=(
+                    "f62ed9e61d371479cebeed3cde9c82750376b5a25c414dbcac69ed242ff4e0f2")),
+            ),
+            citation="Li et al. (2016), arXiv 1607.06275 (me_test.ann, me_validation.ann)",
+            licence="no licence found: research only",
+            notes=("derived: converted to xlsx by a third party; see the mirror's MANIFEST.md",),
+        ),
+        Dataset(
+            name="paraphrase_lexicon",
+            kind="embedded",
+            description=("the in-code Chinese lexicon (40 one-slot question intents, typed slot "
+                         "pools, synonyms, particles, confusable characters) from which "
+                         "SYNTHETIC paraphrase groups are sampled"),
+            generator="kexue.data.paraphrase:write_lexicon",
+            licence="written for this project",
+        ),
+        Dataset(
+            name="lcqmc",
+            kind="remote",
+            description=("LCQMC Chinese question pairs (Baidu Zhidao), s1<TAB>s2<TAB>label: dev "
+                         "8,802 + test 12,500 pairs (train.txt is not used)"),
+            # Distributed on application only (no public URL): read from a mirror or from
+            # data_dirs.lcqmc. The sha256s are the offline mirror's (no official checksum).
+            files=(
+                RemoteFile("dev.txt", (), sha256=(
+                    "d3cd41ed89b8f6196a76ebff2aa03d5ecf42edcd12942aa865d34f7e570af7c2")),
+                RemoteFile("test.txt", (), sha256=(
+                    "8969f9c16050f40df9da6f591443a47bc14c17a504a354ee4cc4ab5b9aa303d9")),
+            ),
+            citation=("Liu et al. (2018), LCQMC: A Large-scale Chinese Question Matching "
+                      "Corpus, COLING"),
+            licence="HIT Shenzhen terms: non-commercial research, internal use, no redistribution",
+            notes=(("apply at http://icrc.hitsz.edu.cn/info/1037/1146.htm, then set "
+                    "data_dirs.lcqmc to the folder holding dev.txt and test.txt"),),
+        ),
+        Dataset(
+            name="tongyiju",
+            kind="local",
+            description=("Su's private synonymous-sentence groups, tongyiju.csv "
+                         "(group_id<TAB>sentence, ~100k groups; user-supplied)"),
+            citation="kexue.fm/archives/5743 (the corpus is not shared)",
         ),
     ]
 }

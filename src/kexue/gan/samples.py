@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from kexue.gan.grid import save_image_grid
+from kexue.plots import save_image_grid
 
 
 def fixed_latent(generator: torch.Generator, n: int, latent_dim: int) -> Tensor:

@@ -58,8 +58,8 @@ class FeatureTraining:
     seed: int = 0
 
 
-TRAINING = {"smoke": FeatureTraining(steps=30), "default": FeatureTraining(steps=1500),
-            "full": FeatureTraining(steps=6000)}
+TRAINING = {"smoke": FeatureTraining(steps=30), "default": FeatureTraining(steps=500),
+            "full": FeatureTraining(steps=3000)}
 
 
 class FeatureNet(nn.Module):

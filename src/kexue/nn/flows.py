@@ -9,7 +9,7 @@ Couplings: ``AdditiveCoupling`` (NICE), ``AffineCoupling`` (RealNVP/Glow), with 
 ``coupling_net`` (zero-initialised last conv). Scalings: ``ExpScale`` (NICE), ``ActNorm`` (zero
 or data-dependent init, see ``data_dependent_init``). Multi-scale: ``Squeeze`` and
 ``ConditionalSplit`` (the split with the conditional prior). Densities and units:
-``gaussian_log_prob``, ``logistic_log_prob``, ``bits_per_dim``.
+``gaussian_log_prob``, ``logistic_log_prob`` (bits/dim: ``kexue.metrics.likelihood``).
 """
 
 from __future__ import annotations
@@ -150,15 +150,6 @@ def gaussian_log_prob(z: torch.Tensor, mean=None, log_std=None) -> torch.Tensor:
 def logistic_log_prob(z: torch.Tensor) -> torch.Tensor:
     """Standard logistic density, in the softplus form that cannot overflow."""
     return -(F.softplus(z) + F.softplus(-z)).flatten(1).sum(1)
-
-
-def bits_per_dim(nll_nats: torch.Tensor | float, dims: int, n_levels: int) -> torch.Tensor | float:
-    """Discrete NLL bound in bits/dim for data x = (k + u) / n_levels, k in {0..n_levels-1}.
-
-    The density is over [0, 1]^D; each bin has width 1/n_levels, so the discrete probability
-    is density * n_levels^-D: bpd = NLL / (D ln 2) + log2(n_levels).
-    """
-    return nll_nats / (dims * math.log(2)) + math.log2(n_levels)
 
 
 # ---------------------------------------------------------------- Glow / RealNVP blocks

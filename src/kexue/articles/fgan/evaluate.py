@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 
-from kexue.gan.grid import save_image_grid
 from kexue.io import load_torch
 from kexue.metrics.features import (
     FID_LABEL,
@@ -23,6 +22,7 @@ from kexue.metrics.features import (
 )
 from kexue.metrics.modes import class_coverage
 from kexue.metrics.parzen import parzen_evaluation
+from kexue.plots import save_image_grid
 from kexue.rng import derive_seed, named_generator
 from kexue.training import RunContext
 

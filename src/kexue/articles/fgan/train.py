@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from kexue.gan.grid import save_image_grid
 from kexue.gan.step import AlternatingGAN, EpochBatches, SampledBatches, Schedule
 from kexue.metrics.features import feature_fid, load_feature_net
 from kexue.nn.divergences import Divergence, get_divergence
+from kexue.plots import save_image_grid
 from kexue.rng import derive_seed, named_generator
 from kexue.training import Run, RunContext, TrackedState
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kexue.config import NonNegative, Positive
+from kexue.config import NonNegative, Positive, Probability
 from kexue.data.images import ImageOptions
 
 
@@ -15,6 +15,8 @@ class DataConfig:
     # CIFAR-10 and CelebA official). A run picks one with RunConfig.dataset.
     datasets: tuple[str, ...] = ()
     images: ImageOptions = field(default_factory=ImageOptions)
+    # held out from the training images for the per-epoch curve: the test set is used once
+    val_fraction: Probability[float] = 0.05
     max_train: NonNegative[int] = 0  # 0 = all (smoke runs use fewer)
     max_test: NonNegative[int] = 0
 
@@ -45,7 +47,7 @@ class RunConfig:
     collapse_guard: bool = True
     collapse_after: NonNegative[int] = 10  # the guard acts from epoch collapse_after + 1 on
     collapse_lr: Positive[float] = 1e-5
-    eval_images: NonNegative[int] = 0  # test images for the per-epoch curve; 0 = all
+    eval_images: NonNegative[int] = 0  # validation images for the per-epoch curve; 0 = all
     temperatures: tuple[Positive[float], ...] = (0.7, 0.8, 1.0)
     n_samples: Positive[int] = 64
     seed: NonNegative[int] = 0

@@ -21,7 +21,10 @@ def prepare(cfg: DataConfig, raw: dict[str, Path], out: Path, source: str) -> No
     index = {}
     for name, folder in raw.items():
         images = load_image_dataset(name, folder, cfg.images)
-        train, test = images.train, images.test
+        order = np.random.RandomState(cfg.images.split_seed).permutation(len(images.train))
+        n_val = round(len(order) * cfg.val_fraction)
+        val, train = images.train[order[:n_val]], images.train[np.sort(order[n_val:])]
+        test = images.test
         meta = {"data_label": images.label, "test_split": images.test_split,
                 "complete_data": images.complete}
         if cfg.max_train:
@@ -31,24 +34,20 @@ def prepare(cfg: DataConfig, raw: dict[str, Path], out: Path, source: str) -> No
         if cfg.max_train or cfg.max_test:
             meta["complete_data"] = False
             meta["data_label"] += f" [cut to {len(train):,} train / {len(test):,} test]"
-        save_npz(out / f"{name}.npz", train=train, test=test)
+        save_npz(out / f"{name}.npz", train=train, val=val, test=test)
         index[name] = {**meta, "dataset": name, "n_levels": images.n_levels,
-                       "shape": list(train.shape[1:]), "n_train": len(train),
+                       "shape": list(train.shape[1:]), "n_train": len(train), "n_val": len(val),
                        "n_test": len(test), "source": source}
         print(f"[glow] {name}: {index[name]['data_label']}")
     write_json(out / "data.json", {"default": next(iter(raw)), "datasets": index})
 
 
-def load_prepared(data_dir: Path, dataset: str = ""):
+def load_prepared(data_dir: Path, dataset: str, part: str) -> tuple[torch.Tensor, dict]:
+    """One part ("train", "val" or "test") of a prepared dataset ("" = the default one)."""
     index = read_json(data_dir / "data.json")
     name = dataset or index["default"]
     if name not in index["datasets"]:
         raise ConfigError(f"glow run dataset {name!r} was not prepared (prepared: "
                           f"{', '.join(index['datasets'])}); add it to the data datasets")
     d = np.load(data_dir / f"{name}.npz", allow_pickle=False)
-    return torch.from_numpy(d["train"]), torch.from_numpy(d["test"]), index["datasets"][name]
-
-
-def dequantise(k: torch.Tensor, noise: torch.Tensor, n_levels: int) -> torch.Tensor:
-    """x = (k + u) / n_levels - 0.5: Su's x/256 - 0.5 + U[0, 1/256) (and (k+u)/17 - 0.5)."""
-    return (k.float() + noise) / n_levels - 0.5
+    return torch.from_numpy(d[part]), index["datasets"][name]

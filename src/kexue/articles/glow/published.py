@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from kexue.comparison import ArticleResults, Comparison, Published, compare
 
 # bits/dim: seed-to-seed and Polyak-averaging differences are ~0.01-0.03
@@ -52,7 +54,7 @@ def ordering(rows: list[dict], coupling: str) -> str:
     (their means differ by less than the sum of their sds, or there is only one seed)."""
     ranked = sorted((r for r in rows if r["coupling"] == coupling), key=lambda r: r["test bits/dim"])
     text = ranked[0]["permutation"] if ranked else ""
-    for a, b in zip(ranked, ranked[1:]):
+    for a, b in itertools.pairwise(ranked):
         noise = (a["sd"] or 0) + (b["sd"] or 0)
         resolved = a["sd"] is not None and b["sd"] is not None and \
             b["test bits/dim"] - a["test bits/dim"] > noise

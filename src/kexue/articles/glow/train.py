@@ -1,4 +1,4 @@
-"""train(): maximum likelihood on dequantised images; Su's collapse guard; the test NLL."""
+"""train(): maximum likelihood on dequantised images, with Su's collapse guard."""
 
 from __future__ import annotations
 
@@ -8,30 +8,27 @@ import numpy as np
 import torch
 from torch import nn
 
-from kexue.nn.flows import bits_per_dim, data_dependent_init
-from kexue.rng import epoch_permutation, step_generator
+from kexue.metrics.likelihood import bits_per_dim, dequantise, test_nll
+from kexue.nn.flows import data_dependent_init
+from kexue.rng import epoch_permutation, named_generator, step_generator
 from kexue.training import Checkpointer, Run, RunContext, TrackedState
 
 from .config import RunConfig
-from .data import dequantise, load_prepared
+from .data import load_prepared
 from .model import Glow, build_model
 
+# Su's x/256 - 0.5 + U[0, 1/256): the data cube centred on 0
+OFFSET = -0.5
 
-@torch.no_grad()
-def test_nll(model: Glow, x_test: torch.Tensor, n_levels: int, seed: int, device,
-             limit: int = 0, batch: int = 500) -> float:
-    """Mean NLL (nats / image) on dequantised test images, one fixed noise draw per image."""
+
+def nll(model: Glow, k: torch.Tensor, n_levels: int, seed: int, device, limit: int = 0) -> float:
+    """Mean NLL (nats / image) of dequantised images, one fixed noise draw per image."""
     was_training = model.training
     model.eval()
-    x_test = x_test[:limit] if limit else x_test
-    g = torch.Generator().manual_seed(seed + 10_007)
-    total = 0.0
-    for i in range(0, len(x_test), batch):
-        k = x_test[i: i + batch]
-        x = dequantise(k, torch.rand(k.shape, generator=g), n_levels).to(device)
-        total += -model.log_prob(x).double().sum().item()
+    value = test_nll(model.log_prob, k[:limit] if limit else k,
+                     lambda kk, u: dequantise(kk, u, n_levels, OFFSET), seed, device)
     model.train(was_training)
-    return total / len(x_test)
+    return value
 
 
 class CollapseGuard:
@@ -87,16 +84,17 @@ class _Batches:
         return torch.cat([self._perm(int(p))[idx[passes == p]] for p in passes.unique()])
 
 
-def _setup(ctx: RunContext):
-    """Threads, the prepared data and a freshly built model on the run's device."""
+def setup(ctx: RunContext, part: str):
+    """Threads, one part of the prepared data and a freshly built model on the run's device."""
     torch.set_num_threads(ctx.cfg.threads or ctx.threads)
-    x_train, x_test, meta = load_prepared(ctx.data_dir, ctx.cfg.dataset)
-    return x_train, x_test, meta, build_model(ctx.cfg, meta["shape"]).to(ctx.device)
+    k, meta = load_prepared(ctx.data_dir, ctx.cfg.dataset, part)
+    return k, meta, build_model(ctx.cfg, meta["shape"]).to(ctx.device)
 
 
 def train(ctx: RunContext) -> None:
     cfg = ctx.cfg
-    x_train, x_test, meta, model = _setup(ctx)
+    x_train, meta, model = setup(ctx, "train")
+    x_val, _ = load_prepared(ctx.data_dir, cfg.dataset, "val")
     levels, dims = meta["n_levels"], int(np.prod(meta["shape"]))
     opt = _optimiser(cfg, model.parameters())
     run = Run(ctx)
@@ -106,16 +104,16 @@ def train(ctx: RunContext) -> None:
     guard = CollapseGuard(cfg, model, opt, state, ckpt)
 
     if ckpt.load() is None:  # a resumed run keeps its saved init (and must not redo it)
-        g = torch.Generator().manual_seed(cfg.seed + 1)
+        g = named_generator(cfg.seed, "actnorm-init")
         k = x_train[torch.randperm(len(x_train), generator=g)[: cfg.actnorm_init_images]]
-        x = dequantise(k, torch.rand(k.shape, generator=g), levels).to(ctx.device)
+        x = dequantise(k, torch.rand(k.shape, generator=g), levels, OFFSET).to(ctx.device)
         if data_dependent_init(model, x):
             print(f"[glow/{ctx.run}] data-dependent actnorm init on {len(x)} images")
 
     def train_step(step: int) -> dict:
         k = x_train[batches(step)]
         noise = torch.rand(k.shape, generator=step_generator(cfg.seed, step))
-        x = dequantise(k, noise, levels).to(ctx.device)
+        x = dequantise(k, noise, levels, OFFSET).to(ctx.device)
         lr = state["lr"] * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else \
             state["lr"]
         for group in opt.param_groups:
@@ -132,8 +130,8 @@ def train(ctx: RunContext) -> None:
 
     def end_of_epoch(epoch: int, row: dict) -> dict:
         collapsed = guard(epoch, row["train_loss"])
-        nll = test_nll(model, x_test, levels, cfg.seed, ctx.device, cfg.eval_images)
-        return {"test_nll": nll, "test_bpd": bits_per_dim(nll, dims, levels),
+        val = nll(model, x_val, levels, cfg.seed, ctx.device, cfg.eval_images)
+        return {"val_nll": val, "val_bpd": bits_per_dim(val, dims, levels),
                 "lr": state["lr"], "collapse_guard": int(collapsed)}
 
     result = run.fit(modules={"model": model, "opt": opt, "state": state},

@@ -14,6 +14,8 @@ class DataConfig:
     # any registered image dataset; () = the source's default (digits embedded, MNIST official)
     datasets: tuple[str, ...] = ()
     images: ImageOptions = field(default_factory=ImageOptions)
+    # held out from the training images to pick the best epoch: the test set is used once
+    val_fraction: Probability[float] = 0.1
     max_train: NonNegative[int] = 0  # 0 = all training images (smoke runs use fewer)
 
 

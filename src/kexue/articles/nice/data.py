@@ -18,22 +18,26 @@ def prepare(cfg: DataConfig, raw: dict[str, Path], out: Path, source: str) -> No
     """Write uint8 images (N, D) of the (single) dataset and ``data.json``."""
     (name, folder), = raw.items()
     images = load_image_dataset(name, folder, cfg.images)
-    x_train = images.train.reshape(len(images.train), -1)
-    x_test = images.test.reshape(len(images.test), -1)
+    x = images.train.reshape(len(images.train), -1)
+    order = np.random.RandomState(cfg.images.split_seed).permutation(len(x))
+    n_val = round(len(x) * cfg.val_fraction)
+    x_val, x_train = x[order[:n_val]], x[np.sort(order[n_val:])]
     if cfg.max_train:
         x_train = x_train[: cfg.max_train]
-    save_npz(out / "images.npz", train=x_train, test=x_test)
+    x_test = images.test.reshape(len(images.test), -1)
+    save_npz(out / "images.npz", train=x_train, val=x_val, test=x_test)
     write_json(out / "data.json", {
         "dataset": name, "data_label": images.label, "n_levels": images.n_levels,
-        "n_train": len(x_train), "n_test": len(x_test), "dims": int(x_train.shape[1]),
-        "source": source, "test_split": images.test_split,
+        "n_train": len(x_train), "n_val": len(x_val), "n_test": len(x_test),
+        "dims": int(x_train.shape[1]), "source": source,
+        "test_split": images.test_split + f"; validation: {n_val} training images",
         "complete_data": images.complete and not cfg.max_train})
 
 
-def load_prepared(data_dir: Path):
+def load_prepared(data_dir: Path, part: str) -> tuple[torch.Tensor, dict]:
+    """One part ("train", "val" or "test") of the prepared images, and data.json."""
     d = np.load(data_dir / "images.npz", allow_pickle=False)
-    meta = read_json(data_dir / "data.json")
-    return torch.from_numpy(d["train"]), torch.from_numpy(d["test"]), meta
+    return torch.from_numpy(d[part]), read_json(data_dir / "data.json")
 
 
 def to_unit(k: torch.Tensor, n_levels: int, recipe: str, noise: torch.Tensor | None):

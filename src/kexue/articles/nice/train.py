@@ -1,4 +1,4 @@
-"""train(): maximum likelihood with Adam, Su's best-epoch weights (``su``) or the last ones."""
+"""train(): maximum likelihood with Adam; the weights of the best validation epoch ship."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from kexue.nn.flows import bits_per_dim
+from kexue.metrics.likelihood import bits_per_dim
+from kexue.metrics.likelihood import test_nll as _test_nll
 from kexue.rng import epoch_permutation, step_generator
 from kexue.training import Run, RunContext, autocast
 
@@ -15,27 +16,21 @@ from .data import load_prepared, to_unit
 from .model import Nice, build_model
 
 
-def _eval_noise(x: torch.Tensor, seed: int) -> torch.Tensor:
-    return torch.rand(x.shape, generator=torch.Generator().manual_seed(seed + 10_007))
-
-
-@torch.no_grad()
-def test_nll(model: Nice, x_test: torch.Tensor, meta: dict, cfg: RunConfig, device) -> float:
-    """Mean test NLL in nats per image: clean x for ``su``, one fixed noise draw for ``original``."""
+def nll(model: Nice, k: torch.Tensor, n_levels: int, cfg: RunConfig, device) -> float:
+    """Mean NLL in nats per image: clean x for ``su`` (Su evaluates without noise), one fixed
+    dequantisation draw per image for ``original``."""
+    was_training = model.training
     model.eval()
-    noise = None if cfg.recipe == "su" else _eval_noise(x_test, cfg.seed)
-    total = 0.0
-    for i in range(0, len(x_test), 1000):
-        nz = None if noise is None else noise[i: i + 1000]
-        x = to_unit(x_test[i: i + 1000], meta["n_levels"], cfg.recipe, nz).to(device)
-        total += -model.log_prob(x).sum().item()
-    model.train()
-    return total / len(x_test)
+    value = _test_nll(model.log_prob, k, lambda kk, u: to_unit(kk, n_levels, cfg.recipe, u),
+                      cfg.seed, device, noise=cfg.recipe == "original", batch=1000)
+    model.train(was_training)
+    return value
 
 
 def train(ctx: RunContext) -> None:
     cfg = ctx.cfg
-    x_train, x_test, meta = load_prepared(ctx.data_dir)
+    x_train, meta = load_prepared(ctx.data_dir, "train")
+    x_val, _ = load_prepared(ctx.data_dir, "val")
     model = build_model(meta["dims"], cfg).to(ctx.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.adam_beta2),
                            eps=cfg.adam_eps)
@@ -53,23 +48,23 @@ def train(ctx: RunContext) -> None:
             noise = noise * cfg.su_noise
         x = to_unit(x_train[idx], meta["n_levels"], cfg.recipe, noise).to(ctx.device)
         with autocast(ctx.device, cfg.amp):
-            nll = -model.log_prob(x).mean()
+            loss = -model.log_prob(x).mean()
         opt.zero_grad(set_to_none=True)
-        nll.backward()
+        loss.backward()
         opt.step()
-        return {"loss": nll.item(), "su_loss": nll.item() - const}
+        return {"loss": loss.item(), "su_loss": loss.item() - const}
 
     best = run.keep_best("min")
 
     def end_of_epoch(epoch: int, row: dict) -> dict:
-        nll = test_nll(model, x_test, meta, cfg, ctx.device)
-        best.update(epoch, nll, model)  # Su keeps the best val_loss weights
-        return {"val_nll": nll, "val_su_loss": nll - const,
-                "val_bpd": bits_per_dim(nll, meta["dims"], meta["n_levels"])}
+        val = nll(model, x_val, meta["n_levels"], cfg, ctx.device)
+        # Su's ModelCheckpoint keeps the best val_loss; the paper selects by validation too
+        best.update(epoch, val, model)
+        return {"val_nll": val, "val_su_loss": val - const,
+                "val_bpd": bits_per_dim(val, meta["dims"], meta["n_levels"])}
 
     result = run.fit(modules={"model": model, "opt": opt, "best": best},
                      total_steps=cfg.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
                      train_step=train_step, end_of_epoch=end_of_epoch,
                      checkpoint_every=cfg.checkpoint_every)
-    # su ships the best val_loss weights as Su's ModelCheckpoint did; original the last ones.
-    run.finish(best.weights() if cfg.recipe == "su" else model.state_dict(), result.history)
+    run.finish(best.weights(), result.history)

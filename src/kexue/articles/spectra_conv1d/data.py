@@ -65,7 +65,8 @@ def _require_all_classes(labels: np.ndarray, what: str) -> None:
 
 def _synthetic(cfg: DataConfig, raw_dir: Path, out: Path) -> dict:
     gen = read_json(raw_dir / "generator.json")
-    tv, test = np.load(raw_dir / "train_val.npz"), np.load(raw_dir / "test.npz")
+    tv, test = (np.load(raw_dir / "train_val.npz", allow_pickle=False),
+                np.load(raw_dir / "test.npz", allow_pickle=False))
     labels = tv["labels"]
     order, n_train = split_order(len(labels), cfg)
     flux = tv["flux"][order]
@@ -162,10 +163,12 @@ def load_prepared(data_dir: Path) -> Prepared:
     data_dir = Path(data_dir)
     meta = read_json(data_dir / "data.json")
     test = data_dir / "test_flux.npy"
-    return Prepared(np.load(data_dir / "flux.npy", mmap_mode="r"),
-                    np.load(data_dir / "labels.npy"), meta["n_train"], meta,
-                    np.load(test, mmap_mode="r") if test.exists() else None,
-                    np.load(data_dir / "test_labels.npy") if test.exists() else None)
+    has_test = test.exists()
+    return Prepared(np.load(data_dir / "flux.npy", mmap_mode="r", allow_pickle=False),
+                    np.load(data_dir / "labels.npy", allow_pickle=False), meta["n_train"], meta,
+                    np.load(test, mmap_mode="r", allow_pickle=False) if has_test else None,
+                    np.load(data_dir / "test_labels.npy", allow_pickle=False) if has_test
+                    else None)
 
 
 class ClassMixSampler:

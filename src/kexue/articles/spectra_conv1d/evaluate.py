@@ -6,18 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from kexue.data.spectra import CLASSES, wavelength_grid
 from kexue.io import load_torch
 from kexue.metrics.classification import confusion, macro_f1, per_class_f1
 from kexue.nn import parameter_count
+from kexue.plots import confusion_figure, save_figure
 from kexue.training import RunContext, read_history
 
 from .data import load_prepared
 from .model import build_model
 from .train import predict
-
 
 
 def _load_model(ctx: RunContext, task: str):
@@ -74,7 +73,7 @@ def _evaluate_spectra(ctx: RunContext) -> dict:
 
 
 def _evaluate_mnist1d(ctx: RunContext) -> dict:
-    d = np.load(Path(ctx.data_dir) / "mnist1d.npz")
+    d = np.load(Path(ctx.data_dir) / "mnist1d.npz", allow_pickle=False)
     model = _load_model(ctx, "mnist1d")
     pred = predict(model, d["x_test"], ctx.device, ctx.cfg.eval_batch, scale=False).argmax(1)
     cm = confusion(d["y_test"], pred, 10)
@@ -111,16 +110,7 @@ def _pyplot():
 
 
 def _plot_confusion(cm: np.ndarray, names, path: Path, title: str) -> None:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(names), 1 + 0.55 * len(names)))
-    ax.imshow(cm / np.maximum(cm.sum(1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
-    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names,
-           yticklabels=names, xlabel="predicted", ylabel="true")
-    ax.set_title(title, fontsize=9)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(confusion_figure(cm, names, title), path)
 
 
 def _plot_examples(x, y, prob, per_class: int, path: Path, label: str) -> None:
@@ -143,5 +133,4 @@ def _plot_examples(x, y, prob, per_class: int, path: Path, label: str) -> None:
         ax.set_xlabel("λ (Å, assumed linear grid)")
     fig.suptitle(f"example spectra (flux / 100): {label}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)

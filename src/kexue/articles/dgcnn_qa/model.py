@@ -1,0 +1,97 @@
+"""DGCNN (Su 2019): dilated gated convolutions, attention pooling, global x start/end heads.
+
+Sequences are (B, L, D); masks are float (B, L, 1), 1 on real tokens (id > 0), 0 on padding.
+The model returns logits; the probabilities are sigmoid(head) * sigmoid(global), and the loss
+works on their logs (``kexue.nn.losses``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MASK_NEGATIVE = -1e12  # Su's finite "minus infinity": an all-padding row gets a uniform softmax
+
+
+class GatedDilatedBlock(nn.Module):
+    """One conv ('same', with bias) to 2*width channels split into h and g; Y = X*(1-σ(g)) +
+    h*σ(g), the highway residual. The input is masked before the conv and the output after the
+    block; in training, g gets (inverted) dropout before the sigmoid."""
+
+    def __init__(self, width: int, dilation: int = 1, kernel: int = 3, gate_dropout: float = 0.0):
+        super().__init__()
+        if kernel % 2 != 1:
+            raise ValueError(f"kernel must be odd for 'same' padding, got {kernel}")
+        self.conv = nn.Conv1d(width, 2 * width, kernel, dilation=dilation,
+                              padding=dilation * (kernel - 1) // 2)
+        self.gate_dropout = gate_dropout
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h, g = self.conv((x * mask).transpose(1, 2)).transpose(1, 2).chunk(2, dim=-1)
+        g = torch.sigmoid(F.dropout(g, self.gate_dropout, self.training))
+        return (x * (1 - g) + h * g) * mask
+
+
+class AttentionPooling(nn.Module):
+    """q = Σ_i λ_i x_i, λ = softmax_i(vᵀ act(W x_i)) over unmasked positions (padding gets
+    ``MASK_NEGATIVE``); act = tanh, no biases, W square."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.proj = nn.Linear(width, width, bias=False)
+        self.score = nn.Linear(width, 1, bias=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = self.score(torch.tanh(self.proj(x)))  # (B, L, 1)
+        logits = logits.masked_fill(mask == 0, MASK_NEGATIVE)
+        weights = torch.softmax(logits, dim=1)
+        return (weights * x).sum(dim=1)
+
+
+def tile(q: torch.Tensor, length: int) -> torch.Tensor:
+    """(B, D) -> (B, length, D)."""
+    return q.unsqueeze(1).expand(-1, length, -1)
+
+
+class DGCNN2019(nn.Module):
+    """Su's 2019 Keras model (char-only: the optional word2vec input is absent offline).
+
+    question: embed -> blocks (1, 2, 1) -> attention pooling -> q;
+    passage: concat(embed, tile q) -> Dense(width, no bias) -> blocks (1, 2, 4, 8, 16, 1) ->
+    concat tile q -> attention pooling -> Dense(1) = global logit; Dense(1) start/end logits.
+    """
+
+    def __init__(self, vocab_size: int, width: int = 128, question_dilations=(1, 2, 1),
+                 passage_dilations=(1, 2, 4, 8, 16, 1), kernel: int = 3,
+                 embedding_dropout: float = 0.1, gate_dropout: float = 0.1):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, width)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.question_blocks = nn.ModuleList(
+            GatedDilatedBlock(width, r, kernel, gate_dropout) for r in question_dilations)
+        self.question_pool = AttentionPooling(width)
+        self.fuse = nn.Linear(2 * width, width, bias=False)
+        self.passage_blocks = nn.ModuleList(
+            GatedDilatedBlock(width, r, kernel, gate_dropout) for r in passage_dilations)
+        self.passage_pool = AttentionPooling(2 * width)
+        self.global_head = nn.Linear(2 * width, 1)
+        self.start_head = nn.Linear(2 * width, 1)
+        self.end_head = nn.Linear(2 * width, 1)
+
+    def forward(self, question: torch.Tensor, passage: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """ids (B, Lq), (B, Lp) -> (start logits (B, Lp), end logits (B, Lp), global (B,))."""
+        qmask = (question > 0).unsqueeze(-1).float()
+        pmask = (passage > 0).unsqueeze(-1).float()
+        q = self.embedding_dropout(self.embedding(question))
+        for block in self.question_blocks:
+            q = block(q, qmask)
+        q = self.question_pool(q, qmask)
+        p = self.embedding_dropout(self.embedding(passage))
+        p = self.fuse(torch.cat([p, tile(q, p.shape[1])], dim=-1))
+        for block in self.passage_blocks:
+            p = block(p, pmask)
+        p = torch.cat([p, tile(q, p.shape[1])], dim=-1)
+        global_logit = self.global_head(self.passage_pool(p, pmask)).squeeze(-1)
+        return self.start_head(p).squeeze(-1), self.end_head(p).squeeze(-1), global_logit
