@@ -93,6 +93,11 @@ class RunConfig:
     threads: NonNegative[int] = 0
 
     @property
+    def model(self) -> MixtureModel | ImageModel:
+        """The model config of this run's experiment."""
+        return self.mixture if self.experiment == "mixture" else self.images
+
+    @property
     def divergence_keys(self) -> tuple[str, ...]:
         table = SU_DIVERGENCES if self.recipe == "su" else PAPER_DIVERGENCES
         return self.divergences or table

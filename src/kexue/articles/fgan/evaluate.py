@@ -29,9 +29,8 @@ from kexue.training import RunContext
 from .data import FEATURES, load_images
 from .losses import member_values
 from .mixture import TARGET, divergence_to_gaussian, ground_truth
-from .train import build_images, build_mixture, divergences, generate_stack, unit_to_uint8
-
-PASS_BAND = 0.05  # |d mu|, |d sigma| <= 0.05 passes (spec §6) [assumption]
+from .published import PASS_BAND
+from .train import build_images, build_mixture, divergences, generate_stack, unit_to_uint8, unpack
 
 
 def evaluate(ctx: RunContext) -> dict:
@@ -50,8 +49,8 @@ def _evaluate_mixture(ctx: RunContext) -> dict:
     cfg, divs = ctx.cfg, divergences(ctx.cfg)
     state = load_torch(ctx.out_dir / "model.pt")
     stack = build_mixture(cfg)
-    stack.generator.load_state_dict(state["generator"])
-    stack.critic.load_state_dict(state["critic"])
+    stack.generator.load_state_dict(unpack(state, "generator"))
+    stack.critic.load_state_dict(unpack(state, "critic"))
     g = named_generator(cfg.seed, "evaluation")
     real, z = TARGET.sample(200_000, g), torch.randn(200_000, 1, generator=g)
     with torch.no_grad():
@@ -116,7 +115,7 @@ def _evaluate_images(ctx: RunContext) -> dict:
     divs = divergences(cfg)
     data = load_images(ctx.data_dir)
     generator, _ = build_images(cfg, tuple(data.train.shape[1:]))
-    generator.load_state_dict(load_torch(ctx.out_dir / "model.pt")["generator"])
+    generator.load_state_dict(unpack(load_torch(ctx.out_dir / "model.pt"), "generator"))
     generator.to(ctx.device)
     z = torch.randn(ev.parzen_samples, cfg.images.latent_dim,
                     generator=named_generator(cfg.seed, "evaluation"))

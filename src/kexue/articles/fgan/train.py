@@ -67,6 +67,16 @@ def build_images(cfg: RunConfig, shape: tuple[int, ...]) -> tuple[MLPGenerator, 
             Critic(k, shape, (im.critic_hidden, im.critic_hidden), "elu"))
 
 
+def pack(**modules: nn.Module) -> dict[str, torch.Tensor]:
+    """One flat state dict for model.pt: ``<name>.<parameter>`` for every module."""
+    return {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
+
+
+def unpack(state: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    prefix = f"{name}."
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
 def linear_decay(total: int, share: float):
     """LambdaLR factor: 1, then linearly down to 0 over the last ``share`` of ``total`` steps."""
     start = total * (1 - share)
@@ -138,8 +148,7 @@ def _train_mixture(ctx: RunContext) -> None:
                      total_steps=m.steps, steps_per_epoch=max(1, m.steps // HISTORY_ROWS),
                      train_step=train_step, end_of_epoch=end_of_epoch,
                      checkpoint_every=max(1, m.steps // HISTORY_ROWS))
-    run.finish({"generator": g.state_dict(), "critic": c.state_dict(),
-                "mu_average": average["mu"] / average["n"],
+    run.finish({**pack(generator=g, critic=c), "mu_average": average["mu"] / average["n"],
                 "sigma_average": average["sigma"] / average["n"]}, result.history)
 
 
@@ -176,7 +185,7 @@ def _train_images(ctx: RunContext) -> None:
                      total_steps=im.steps, steps_per_epoch=im.grid_every,
                      train_step=step, end_of_epoch=end_of_epoch,
                      checkpoint_every=im.grid_every)
-    run.finish({"generator": g.state_dict(), "critic": c.state_dict()}, result.history)
+    run.finish(pack(generator=g, critic=c), result.history)
 
 
 def unit_to_uint8(images: torch.Tensor):
