@@ -62,6 +62,17 @@ def fmt(v) -> str:
     return f"{v:.4g}"
 
 
+def _cell_class(v) -> str:
+    """Numbers stay on one line; text wraps within a readable width."""
+    return "num" if isinstance(v, (int, float)) and not isinstance(v, bool) else "text"
+
+
+TABLE_STYLE = ("<style>table.kexue{border-collapse:collapse}table.kexue td,table.kexue th"
+               "{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}"
+               "table.kexue th{background:#f4f4f4}table.kexue td.num{white-space:nowrap}"
+               "table.kexue td.text{min-width:6em;max-width:60em}</style>")
+
+
 def html_table(rows: list[dict], columns: list[str] | None = None,
                row_class: str | None = None) -> str:
     """A clean HTML table (no index, readable headers, 4 significant digits) that scrolls
@@ -73,9 +84,10 @@ def html_table(rows: list[dict], columns: list[str] | None = None,
         style = ""
         if row_class and r.get(row_class) in STATUS_COLOURS:
             style = f' style="background:{STATUS_COLOURS[r[row_class]]}"'
-        cells = "".join(f"<td>{fmt(r.get(c))}</td>" for c in columns)
+        cells = "".join(f'<td class="{_cell_class(r.get(c))}">{fmt(r.get(c))}</td>'
+                        for c in columns)
         body.append(f"<tr{style}>{cells}</tr>")
-    return (f'<div style="overflow-x:auto"><table class="kexue">'
+    return (f'{TABLE_STYLE}<div style="overflow-x:auto"><table class="kexue">'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
@@ -194,16 +206,19 @@ def summary_rows(article_ids: list[str], results_root: Path) -> list[dict]:
         art = get_article(article_id)
         results = load_results(article_id, results_root / article_id)
         for comp in art.part("published").comparisons(results):
-            m = results.runs[comp.run].first
+            # a row may compare runs (e.g. a paired gap): take the data label of any run
+            run = results.runs.get(comp.run) or next(iter(results.runs.values()))
+            m = run.first
             rows.append({"article": article_id, "title": art.title, **comp.as_row(),
                          "data_label": m.get("data_label", ""),
                          "report": f"{article_id}/report.html"})
     return rows
 
 
-def _runtime_s(variant: str) -> dict[str, float]:
-    """Seconds per article (and for the datasets) from Snakemake's benchmark files."""
-    totals: dict[str, float] = {}
+def _runtime_s(variant: str) -> dict[str, tuple[float, float]]:
+    """(wall, CPU) seconds per article (and for the datasets and feature networks), summed
+    over the jobs' Snakemake benchmark files."""
+    totals: dict[str, tuple[float, float]] = {}
     for tsv in [*Path("logs", variant, "benchmarks").glob("*.tsv"),
                 *Path("logs", "benchmarks").glob("*.tsv")]:
         with open(tsv) as f:
@@ -212,8 +227,13 @@ def _runtime_s(variant: str) -> dict[str, float]:
             continue
         parts = tsv.stem.split("--")
         key = parts[1] if parts[0] in ("prepare", "train", "evaluate", "report") else "datasets"
-        totals[key] = totals.get(key, 0.0) + float(row["s"])
+        wall, cpu = totals.get(key, (0.0, 0.0))
+        totals[key] = (wall + float(row["s"]), cpu + float(row.get("cpu_time") or 0.0))
     return totals
+
+
+def _minutes(wall_cpu: tuple[float, float] | None) -> str:
+    return "—" if wall_cpu is None else f"{wall_cpu[0] / 60:.1f} min ({wall_cpu[1] / 60:.1f} CPU)"
 
 
 def write_summary(params: dict, results_root: Path) -> None:
@@ -236,14 +256,14 @@ def index_html(rows: list[dict], article_ids: list[str], meta: dict) -> str:
     runtime = meta.pop("runtime")
     facts = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
                     for k, v in meta.items())
-    facts += (f"<tr><th>total runtime</th><td>{sum(runtime.values()) / 60:.1f} min "
-              f"(Snakemake benchmark files)</td></tr>")
+    total = (sum(w for w, _ in runtime.values()), sum(c for _, c in runtime.values()))
+    facts += (f"<tr><th>total runtime</th><td>{_minutes(total)}: wall (CPU) minutes summed "
+              f"over the jobs' Snakemake benchmark files; parallel jobs overlap</td></tr>")
     articles = []
     for a in ARTICLES.values():
         if a.id in article_ids:
             status = f'<a href="{a.id}/report.html">report</a>'
-            secs = runtime.get(a.id)
-            timing = f"{secs / 60:.1f} min" if secs is not None else "—"
+            timing = _minutes(runtime.get(a.id))
         else:
             status, timing = ("planned" if a.planned else "not in this run"), "—"
         articles.append(f'<tr><td><code>{a.id}</code></td><td><a href="{a.url}">'
