@@ -16,6 +16,14 @@ configfile: "params.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    article=one_of(ARTICLES),
+    run="[A-Za-z0-9_.-]+",
+    seed="[0-9]+",
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/articles.smk"

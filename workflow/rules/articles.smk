@@ -23,10 +23,10 @@ rule train:
     input:
         inputs_of("train"),
     output:
-        model=RUN + "/model.pt",
-        history=RUN + "/history.csv",
-        info=RUN + "/train.json",
-        training=directory(RUN + "/training"),
+        model=f"{RUN}/model.pt",
+        history=f"{RUN}/history.csv",
+        info=f"{RUN}/train.json",
+        training=directory(f"{RUN}/training"),
     log:
         f"logs/{VARIANT}/train--{JOB}.log",
     benchmark:
@@ -45,8 +45,8 @@ rule evaluate:
     input:
         inputs_of("evaluate"),
     output:
-        metrics=RUN + "/metrics.json",
-        artifacts=directory(RUN + "/artifacts"),
+        metrics=f"{RUN}/metrics.json",
+        artifacts=directory(f"{RUN}/artifacts"),
     log:
         f"logs/{VARIANT}/evaluate--{JOB}.log",
     benchmark:

@@ -19,11 +19,15 @@ except ConfigError as e:
 
 VARIANT = kexue_config.variant(config)
 ARTICLES = kexue_config.article_ids(config)
-DATASETS = sorted({j.wildcards["dataset"] for j in JOBS if j.rule in ("download", "generate")})
+DATASETS = sorted(
+    {j.wildcards["dataset"] for j in JOBS if j.rule in ("download", "generate")}
+)
 EMBEDDED = [d for d in DATASETS if dag.dataset_rule(d) == "generate"]
 DOWNLOADED = [d for d in DATASETS if dag.dataset_rule(d) == "download"]
 # Every job runs the same CLI call that the generated DVC stage would run.
-KEXUE = f"python -m kexue --profile {config['profile']} --source {config['data_source']}"
+KEXUE = (
+    f"python -m kexue --profile {config['profile']} --source {config['data_source']}"
+)
 # A job holds the GPU when there is one (profiles/default caps gpu at 1); on a CPU-only
 # machine there is nothing to share, so CPU jobs are limited by threads alone.
 GPU = int(kexue_config.cuda_present())
@@ -38,28 +42,25 @@ def one_of(names):
     return "|".join(names) if names else "(?!x)x"
 
 
-wildcard_constraints:
-    article=one_of(ARTICLES),
-    run="[A-Za-z0-9_.-]+",
-    seed="[0-9]+",
-
-
-def job_of(rule, wildcards):
+def job_of(name, wildcards):
+    """The job of rule ``name`` with these wildcards, from kexue.dag's list."""
     want = {k: str(v) for k, v in wildcards.items()}
     for job in JOBS:
-        if job.rule == rule and {k: str(v) for k, v in job.wildcards.items()} == want:
+        if (job.rule, {k: str(v) for k, v in job.wildcards.items()}) == (name, want):
             return job
-    raise WorkflowError(f"no {rule} job for {dict(wildcards)}")
+    raise WorkflowError(f"no {name} job for {dict(wildcards)}")
 
 
-def inputs_of(rule):
-    return lambda wildcards: list(job_of(rule, wildcards).inputs)
+def inputs_of(name):
+    return lambda wildcards: list(job_of(name, wildcards).inputs)
 
 
 def run_threads(wildcards):
     """Threads of a train/evaluate job: the run's own ``threads`` setting when it has one
     (tiny models run faster on one), else every core; smoke jobs use one each."""
-    cfg = kexue_config.run_config(config, wildcards.article, wildcards.run, int(wildcards.seed))
+    cfg = kexue_config.run_config(
+        config, wildcards.article, wildcards.run, int(wildcards.seed)
+    )
     if config["profile"] == "smoke":
         return 1
     return getattr(cfg, "threads", 0) or workflow.cores
