@@ -42,10 +42,14 @@ def test_articles_import_no_other_article_and_no_stage():
 
 
 def test_snakemake_parses_the_dag_without_torch(tmp_path):
-    fake = tmp_path / "torch"
-    fake.mkdir()
+    fake = tmp_path / "fake" / "torch"
+    fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError('torch imported while parsing')\n")
-    env = {**tool_env(REPO), "PYTHONPATH": f"{tmp_path}:{REPO / 'src'}"}
-    done = subprocess.run(["snakemake", "-n", "--cores", "1"], cwd=REPO, env=env,
+    repo = tmp_path / "repo"  # a clean copy: the checkout's own run state plays no part
+    subprocess.run(["git", "clone", "-q", str(REPO), str(repo)], check=True)
+    for name in ("src", "workflow", "Snakefile", "params.yaml"):
+        subprocess.run(["cp", "-r", str(REPO / name), str(repo)], check=True)
+    env = {**tool_env(repo), "PYTHONPATH": f"{fake.parent}:{repo / 'src'}"}
+    done = subprocess.run(["snakemake", "-n", "--cores", "1"], cwd=repo, env=env,
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
