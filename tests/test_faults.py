@@ -510,9 +510,10 @@ def test_scan_shell_commands_interpolate_only_checked_values():
         for block in re.findall(r"shell:\n((?:\s+\".*\"\n)+)", text):
             found |= set(re.findall(r"(?<!\{)\{([^{}]+)\}(?!\})", block))
     assert found and found <= SHELL_SAFE, found - SHELL_SAFE
+    snakefile = (REPO / "Snakefile").read_text()
+    assert 'run="[A-Za-z0-9_.-]+"' in snakefile and 'seed="[0-9]+"' in snakefile
     common = (REPO / "workflow" / "rules" / "common.smk").read_text()
-    assert 'run="[A-Za-z0-9_.-]+"' in common and 'seed="[0-9]+"' in common
-    assert re.search(r"KEXUE = f\"python -m kexue --profile \{config\['profile'\]\} --source "
+    assert re.search(r"KEXUE = \(?\s*f\"python -m kexue --profile \{config\['profile'\]\} --source "
                      r"\{config\['data_source'\]\}\"", common)
 
 
