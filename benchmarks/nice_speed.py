@@ -32,7 +32,7 @@ def steps_per_second(cfg: RunConfig, device: torch.device, steps: int) -> float:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-        with autocast(device, cfg.amp):
+        with autocast(device, "bf16" if cfg.amp else "fp32"):
             loss = -model.log_prob(x).mean()
         opt.zero_grad()
         loss.backward()
