@@ -69,6 +69,24 @@ def test_snakemake_plans_exactly_the_jobs_of_the_dag_module(tmp_path):
     assert planned == expected
 
 
+def test_cluster_requests_come_from_the_articles_config(tmp_path):
+    """mem_mb and runtime of a job are the article's RESOURCES for the profile (kexue.resources),
+    the profile's defaults elsewhere; no rule hard-codes them."""
+    _copy_worktree(tmp_path)
+    cfg = tmp_path / "src" / "kexue" / "articles" / "nice" / "config.py"
+    cfg.write_text(cfg.read_text() + "\nfrom kexue.resources import JobResources\n"
+                   "RESOURCES = {'smoke': JobResources(mem_mb=1234, runtime=56)}\n")
+    out = run(["snakemake", "-n", "--cores", "1", "--config", "profile=smoke"], tmp_path).stdout
+    jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)\n    resources: (.*)$",
+                      out, re.MULTILINE)
+    requested = {(rule, "article=nice" in wc): (re.search(r"mem_mb=(\d+)", res)[1],
+                                                re.search(r"runtime=(\d+)", res)[1])
+                 for rule, wc, res in jobs if rule in ("prepare", "train", "evaluate", "report")}
+    for rule in ("prepare", "train", "evaluate", "report"):
+        assert requested[(rule, True)] == ("1234", "56"), rule
+        assert requested[(rule, False)] == ("2000", "15"), rule
+
+
 def test_every_stage_depends_on_the_shared_code_it_runs():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     users = {name for name, s in stages.items() if "src/kexue/nn/flows.py" in s["deps"]}

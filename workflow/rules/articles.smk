@@ -13,6 +13,9 @@ rule prepare:
         f"logs/{VARIANT}/prepare--{{article}}.log",
     benchmark:
         f"logs/{VARIANT}/benchmarks/prepare--{{article}}.tsv"
+    resources:
+        mem_mb=requests("prepare", "mem_mb"),
+        runtime=requests("prepare", "runtime"),
     params:
         cli=KEXUE,
     shell:
@@ -33,7 +36,9 @@ rule train:
         f"logs/{VARIANT}/benchmarks/train--{JOB}.tsv"
     threads: run_threads
     resources:
-        gpu=GPU,
+        mem_mb=requests("train", "mem_mb"),
+        runtime=requests("train", "runtime"),
+        gpu=requests("train", "gpu"),
     params:
         cli=KEXUE,
     shell:
@@ -53,7 +58,9 @@ rule evaluate:
         f"logs/{VARIANT}/benchmarks/evaluate--{JOB}.tsv"
     threads: run_threads
     resources:
-        gpu=GPU,
+        mem_mb=requests("evaluate", "mem_mb"),
+        runtime=requests("evaluate", "runtime"),
+        gpu=requests("evaluate", "gpu"),
     params:
         cli=KEXUE,
     shell:

@@ -7,6 +7,7 @@ from kexue import config as kexue_config
 from kexue import dag, paths
 from kexue.dvcgen import sync_dvc_yaml
 from kexue.errors import ConfigError
+from kexue.resources import job_resources
 
 # Structure first (Snakemake's own validation), then every value against the articles'
 # config dataclasses: types, ranges and choices, before any job starts.
@@ -28,9 +29,6 @@ DOWNLOADED = [d for d in DATASETS if dag.dataset_rule(d) == "download"]
 KEXUE = (
     f"python -m kexue --profile {config['profile']} --source {config['data_source']}"
 )
-# A job holds the GPU when there is one (profiles/default caps gpu at 1); on a CPU-only
-# machine there is nothing to share, so CPU jobs are limited by threads alone.
-GPU = int(kexue_config.cuda_present())
 # dvc.yaml follows params.yaml (not --config overrides): regenerated here when it is stale,
 # except inside a DVC stage, which must not rewrite the file DVC is reading.
 if "DVC_STAGE" not in os.environ:
@@ -64,6 +62,14 @@ def run_threads(wildcards):
     if config["profile"] == "smoke":
         return 1
     return getattr(cfg, "threads", 0) or workflow.cores
+
+
+def requests(rule_name, key):
+    """Resource ``key`` (mem_mb, runtime in minutes, gpu) of a ``rule_name`` job, from
+    kexue.resources: the article's RESOURCES for the profile, else the profile's defaults. A job
+    holds the GPU when params' device asks for one (profiles/default caps gpu at 1); SLURM turns
+    them into --mem, -t and --gpus."""
+    return lambda wildcards: job_resources(config, rule_name, wildcards.get("article"))[key]
 
 
 def commit_to_dvc():

@@ -17,6 +17,9 @@ rule features:
     wildcard_constraints:
         dataset=one_of(FEATURE_DATASETS),
     threads: 1  # a small CNN: one thread, so other jobs run beside it
+    resources:
+        mem_mb=requests("features", "mem_mb"),
+        runtime=requests("features", "runtime"),
     params:
         cli=KEXUE,
     shell:

@@ -11,6 +11,9 @@ rule report:
         f"logs/{VARIANT}/report--{{article}}.log",
     benchmark:
         f"logs/{VARIANT}/benchmarks/report--{{article}}.tsv"
+    resources:
+        mem_mb=requests("report", "mem_mb"),
+        runtime=requests("report", "runtime"),
     params:
         cli=KEXUE,
     shell:
