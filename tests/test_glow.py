@@ -400,6 +400,24 @@ def test_comparison_is_over_the_mean_of_the_seeds():
     assert row.mean == pytest.approx(3.38) and row.sd == pytest.approx(0.02)
 
 
+
+def test_ablation_rows_are_mean_and_sd_over_seeds():
+    from kexue.articles.glow.published import ablation_rows, ordering
+
+    def run(perm, values):
+        return [{**_metrics("ablation", test_bpd=v), "permutation": perm} for v in values]
+
+    rows = ablation_rows(_results("default", "embedded", **{
+        "ablation-invconv-additive": run("invconv", [4.0, 4.2]),
+        "ablation-shuffle-additive": run("shuffle", [5.0, 5.2, 5.4]),
+        "ablation-reverse-additive": run("reverse", [5.6])}))
+    by = {r["permutation"]: r for r in rows}
+    assert by["invconv"]["test bits/dim"] == pytest.approx(4.1)
+    assert by["invconv"]["sd"] == pytest.approx(0.1414, abs=1e-4)
+    assert (by["shuffle"]["seeds"], by["reverse"]["sd"]) == (3, None)
+    # one seed of reverse: within noise of shuffle; invconv is resolved
+    assert ordering(rows, "additive") == "invconv < shuffle ≈ reverse"
+
 # ---------------------------------------------------------------- params block
 
 
