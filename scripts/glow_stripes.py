@@ -2,7 +2,7 @@
 evaluate it, and print the numbers behind the stripe question as JSON.
 
     PYTHONPATH=src python scripts/glow_stripes.py su --out /tmp/g/su \
-        --data data/processed/default-embedded/glow --set lr=1e-3 --set model.net_init=torch
+        --data data/processed/default-embedded/glow --set lr=1.0e-3 --set model.net_init=torch
     PYTHONPATH=src python scripts/glow_stripes.py su --out /tmp/g/su --model-only   # reuse model.pt
 
 Printed: test bits/dim; the column/row alternation (kexue.metrics.images) of the test images,
