@@ -6,8 +6,10 @@ shape (B,)) and ``reverse(y) -> x``. Layers work on vectors (B, D) and on images
 
 Permutations: ``Reverse``, ``Shuffle`` (fixed random), ``InvConvLU`` (Glow's 1x1 conv).
 Couplings: ``AdditiveCoupling`` (NICE), ``AffineCoupling`` (RealNVP/Glow), with ``mlp`` or
-``coupling_net`` (zero-initialised last conv). Scalings: ``ExpScale`` (NICE), ``ActNorm`` (zero
-or data-dependent init, see ``data_dependent_init``). Multi-scale: ``Squeeze`` and
+``coupling_net`` (zero-initialised last conv; Keras/openai init, openai's inner actnorm
+(``Values``) and output gain (``ZeroConvGain``) as switches). Scalings: ``ExpScale`` (NICE),
+``ActNorm`` (zero or data-dependent init, see ``data_dependent_init``; openai's log-scale
+factor). Multi-scale: ``Squeeze`` and
 ``ConditionalSplit`` (the split with the conditional prior). Densities and units:
 ``gaussian_log_prob``, ``logistic_log_prob`` (bits/dim: ``kexue.metrics.likelihood``).
 """
