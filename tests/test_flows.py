@@ -56,6 +56,11 @@ def _blocks():
         "affine_coupling": (AffineCoupling(coupling_net(c // 2, c, 8)), IMAGE),
         "squeeze": (Squeeze(), IMAGE),
         "conditional_split": (ConditionalSplit(c), IMAGE),
+        # openai/glow's variants: log-scales stored / 3, actnorm inside the net, output gain
+        "actnorm_logscale_factor_3": (ActNorm(c, "data", 3.0), IMAGE),
+        "affine_coupling_openai_net": (AffineCoupling(coupling_net(
+            c // 2, c, 8, "openai", actnorm=True, gain=True, logscale_factor=3.0)), IMAGE),
+        "conditional_split_gain": (ConditionalSplit(c, gain=True), IMAGE),
         "exp_scale": (ExpScale(c, init_std=0.3), IMAGE),
         # NICE's vector blocks
         "nice_coupling_interleave": (AdditiveCoupling(mlp(8, 8, 16, 2, out_act=True),

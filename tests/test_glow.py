@@ -189,9 +189,12 @@ def test_celeba_reader_refuses_other_shapes(tmp_path):
 
 
 def test_tiny_round_learns_and_resumes_exactly(prepared, tmp_path, monkeypatch):
-    # the Glow recipe exercises data-dependent init, LU conv, affine coupling and warm-up
-    kw = {"coupling": "affine", "permutation": "invconv", "actnorm": "data",
-          "optimiser": "adamax", "warmup_steps": 5, "collapse_guard": False}
+    # openai/glow's recipe exercises data-dependent init (flow and nets), LU conv, affine
+    # coupling, output gains, openai's Adamax, warm-up and the shift augmentation
+    kw = {"coupling": "affine", "permutation": "invconv", "actnorm": "data", "net_init": "openai",
+          "net_actnorm": True, "zero_conv_gain": True, "logscale_factor": 3.0,
+          "optimiser": "adamax_openai", "warmup_steps": 5, "augment_shift": 0.1,
+          "collapse_guard": False}
     ref = _ctx(prepared, tmp_path / "a", **kw)
     glow_train.train(ref)
     hist = read_history(ref.out_dir / "history.csv")
@@ -242,6 +245,30 @@ def test_tiny_round_learns_and_resumes_exactly(prepared, tmp_path, monkeypatch):
     assert _history(ref.out_dir / "history.csv") == _history(ctx.out_dir / "history.csv")
 
 
+def test_precision_is_a_config_choice_recorded_in_the_metrics(prepared, tmp_path, monkeypatch):
+    """The training forward pass runs under kexue.training.autocast with the run's precision;
+    metrics.json records what the run really used (bf16 only on CUDA: fp32 here)."""
+    from kexue.articles.glow.evaluate import evaluate
+    from test_glow import _ctx
+
+    seen = []
+    real = glow_train.autocast
+
+    def spy(device, precision):
+        seen.append(precision)
+        return real(device, precision)
+
+    monkeypatch.setattr(glow_train, "autocast", spy)
+    ctx = _ctx(prepared, tmp_path, precision="bf16", epochs=1)
+    glow_train.train(ctx)
+    assert seen and set(seen) == {"bf16"}
+    metrics = evaluate(ctx)
+    assert metrics["precision"] == "fp32"
+    # the stripe diagnostic of the test images and of every sample grid
+    assert set(metrics["alternation"]) == {"test", "T0.7", "T0.8", "T1"}
+    assert all(set(v) == {"columns", "rows"} for v in metrics["alternation"].values())
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(prepared, tmp_path, monkeypatch):
     ctx = _ctx(prepared, tmp_path)
     calls = {"n": 0}
@@ -273,16 +300,33 @@ def test_collapse_guard_reloads_best_weights_and_drops_lr(tmp_path):
     guard = glow_train.CollapseGuard(cfg, model, opt, state, Checkpointer(tmp_path, "t"))
     assert not guard(1, -100.0)
     best = {k: v.clone() for k, v in model.state_dict().items()}
-    for epoch, loss in [(2, -50.0), (3, 10.0)]:  # worse; positive but not yet after epoch 3
+    # worse; then positive at epochs 3 and 4 (0-based 2 and 3): not yet past index 3
+    for epoch, loss in [(2, -50.0), (3, 10.0), (4, 10.0)]:
         with torch.no_grad():
             model.weight.add_(1.0)
         assert not guard(epoch, loss)
     assert opt.param_groups[0]["lr"] == 1e-4
-    assert guard(4, 5.0)  # positive loss after the threshold epoch: collapse
+    assert guard(5, 5.0)  # positive loss at 0-based epoch 4 > 3: collapse
     assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items())
     assert opt.param_groups[0]["lr"] == 1e-5 and state["lr"] == 1e-5
     assert state["collapses"] == 1
-    assert not guard(5, -200.0)  # a new best is saved, nothing reloaded
+    assert not guard(6, -200.0)  # a new best is saved, nothing reloaded
+
+
+def test_collapse_guard_counts_epochs_as_keras(tmp_path):
+    """Su's `epoch > 10` on Keras's 0-based index (spec §9): a positive, non-best loss at the
+    11th epoch (index 10) does nothing; at the 12th (index 11) it reloads and drops the lr."""
+    cfg = RunConfig()  # collapse_after 10, lr 1e-4 -> 1e-5
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    state = TrackedState(lr=cfg.lr, best_loss=math.inf, collapses=0)
+    guard = glow_train.CollapseGuard(cfg, model, opt, state, Checkpointer(tmp_path, "t"))
+    for epoch in range(1, 11):
+        assert not guard(epoch, -100.0 - epoch)  # improving
+    assert not guard(11, 50.0)
+    assert state["lr"] == 1e-4 and state["collapses"] == 0
+    assert guard(12, 50.0)
+    assert state["lr"] == 1e-5 and state["collapses"] == 1
 
 
 def test_collapse_guard_is_off_when_disabled(tmp_path):
@@ -355,6 +399,24 @@ def test_comparison_is_over_the_mean_of_the_seeds():
     row = next(r for r in comparisons(_results(original=seeds)) if r.published.value == 3.35)
     assert row.mean == pytest.approx(3.38) and row.sd == pytest.approx(0.02)
 
+
+
+def test_ablation_rows_are_mean_and_sd_over_seeds():
+    from kexue.articles.glow.published import ablation_rows, ordering
+
+    def run(perm, values):
+        return [{**_metrics("ablation", test_bpd=v), "permutation": perm} for v in values]
+
+    rows = ablation_rows(_results("default", "embedded", **{
+        "ablation-invconv-additive": run("invconv", [4.0, 4.2]),
+        "ablation-shuffle-additive": run("shuffle", [5.0, 5.2, 5.4]),
+        "ablation-reverse-additive": run("reverse", [5.6])}))
+    by = {r["permutation"]: r for r in rows}
+    assert by["invconv"]["test bits/dim"] == pytest.approx(4.1)
+    assert by["invconv"]["sd"] == pytest.approx(0.1414, abs=1e-4)
+    assert (by["shuffle"]["seeds"], by["reverse"]["sd"]) == (3, None)
+    # one seed of reverse: within noise of shuffle; invconv is resolved
+    assert ordering(rows, "additive") == "invconv < shuffle ≈ reverse"
 
 # ---------------------------------------------------------------- params block
 

@@ -9,11 +9,11 @@ def parameter_count(model: nn.Module) -> int:
 
 def keras_init(model: nn.Module) -> None:
     """Keras defaults, as in Su's code: Glorot-uniform kernels, zero biases (layers built with
-    ``bias=False`` have none). PyTorch's fans for a Conv1d weight (out, in, k) equal Keras's
-    (k*in, k*out). Embeddings: uniform(-0.05, 0.05). GRUs: Glorot-uniform input kernel (the
+    ``bias=False`` have none). PyTorch's fans for a Conv1d/Conv2d weight (out, in, *k) equal
+    Keras's (prod(k)*in, prod(k)*out). Embeddings: uniform(-0.05, 0.05). GRUs: Glorot-uniform input kernel (the
     3h x in matrix as a whole, Keras's limit), orthogonal recurrent kernel, zero biases."""
     for m in model.modules():
-        if isinstance(m, (nn.Conv1d, nn.Linear)):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
             nn.init.xavier_uniform_(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

@@ -6,8 +6,10 @@ shape (B,)) and ``reverse(y) -> x``. Layers work on vectors (B, D) and on images
 
 Permutations: ``Reverse``, ``Shuffle`` (fixed random), ``InvConvLU`` (Glow's 1x1 conv).
 Couplings: ``AdditiveCoupling`` (NICE), ``AffineCoupling`` (RealNVP/Glow), with ``mlp`` or
-``coupling_net`` (zero-initialised last conv). Scalings: ``ExpScale`` (NICE), ``ActNorm`` (zero
-or data-dependent init, see ``data_dependent_init``). Multi-scale: ``Squeeze`` and
+``coupling_net`` (zero-initialised last conv; Keras/openai init, openai's inner actnorm
+(``Values``) and output gain (``ZeroConvGain``) as switches). Scalings: ``ExpScale`` (NICE),
+``ActNorm`` (zero or data-dependent init, see ``data_dependent_init``; openai's log-scale
+factor). Multi-scale: ``Squeeze`` and
 ``ConditionalSplit`` (the split with the conditional prior). Densities and units:
 ``gaussian_log_prob``, ``logistic_log_prob`` (bits/dim: ``kexue.metrics.likelihood``).
 """
@@ -19,6 +21,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from kexue.nn import keras_init
 
 
 def _spatial(x: torch.Tensor) -> int:
@@ -163,35 +167,53 @@ class ActNorm(nn.Module):
     and std 1 per channel. ``initialized`` is a buffer, so a loaded model is never re-initialised.
     """
 
-    def __init__(self, channels: int, init: str = "zero"):
+    def __init__(self, channels: int, init: str = "zero", logscale_factor: float = 1.0):
         super().__init__()
         if init not in ("zero", "data"):
             raise ValueError(f"actnorm init must be 'zero' or 'data', not {init!r}")
         self.bias = nn.Parameter(torch.zeros(channels))
+        # the parameter is log-scale / logscale_factor (openai's 3: a 3x larger step for it)
         self.log_scale = nn.Parameter(torch.zeros(channels))
+        self.logscale_factor = logscale_factor
         self.register_buffer("initialized", torch.tensor(init == "zero"))
         self._pending = False  # set only inside data_dependent_init
 
     def _view(self, v, x):
         return v.view(1, -1, *([1] * (x.dim() - 2)))
 
+    def _log_s(self):
+        return self.log_scale * self.logscale_factor
+
     @torch.no_grad()
     def _init_from(self, x):
         dims = [d for d in range(x.dim()) if d != 1]
         mean, std = x.mean(dims), x.std(dims, unbiased=False)
         self.bias.copy_(-mean)
-        self.log_scale.copy_(-torch.log(std + 1e-6))
+        self.log_scale.copy_(-torch.log(std + 1e-6) / self.logscale_factor)
         self.initialized.fill_(True)
         self._pending = False
 
     def forward(self, x):
         if self._pending:
             self._init_from(x)
-        y = (x + self._view(self.bias, x)) * torch.exp(self._view(self.log_scale, x))
-        return y, (self.log_scale.sum() * _spatial(x)).expand(x.shape[0])
+        log_s = self._log_s()
+        y = (x + self._view(self.bias, x)) * torch.exp(self._view(log_s, x))
+        return y, (log_s.sum() * _spatial(x)).expand(x.shape[0])
 
     def reverse(self, y):
-        return y * torch.exp(-self._view(self.log_scale, y)) - self._view(self.bias, y)
+        return y * torch.exp(-self._view(self._log_s(), y)) - self._view(self.bias, y)
+
+
+class Values(nn.Module):
+    """A flow layer used as a plain layer (its logdet dropped): the actnorm inside openai's
+    coupling networks, which need not be invertible."""
+
+    def __init__(self, flow: nn.Module):
+        super().__init__()
+        self.flow = flow
+
+    def forward(self, x):
+        return self.flow(x)[0]
 
 
 @torch.no_grad()
@@ -295,16 +317,54 @@ def zero_conv(c_in: int, c_out: int, kernel: int = 3) -> nn.Conv2d:
     return conv
 
 
-def coupling_net(c_in: int, c_out: int, width: int) -> nn.Sequential:
+class ZeroConvGain(nn.Module):
+    """openai/glow's ``conv2d_zeros``: a zero-initialised 'same' conv whose output is multiplied
+    by a learned per-channel gain exp(logscale_factor * logs), logs starting at 0 (gain 1)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int = 3, logscale_factor: float = 3.0):
+        super().__init__()
+        self.conv = zero_conv(c_in, c_out, kernel)
+        self.logs = nn.Parameter(torch.zeros(c_out))
+        self.logscale_factor = logscale_factor
+
+    def forward(self, x):
+        return self.conv(x) * torch.exp(self.logs * self.logscale_factor).view(1, -1, 1, 1)
+
+
+def last_conv(c_in: int, c_out: int, gain: bool, logscale_factor: float = 3.0) -> nn.Module:
+    """The zero-initialised output conv of a coupling net or a split prior (openai's gain on)."""
+    return ZeroConvGain(c_in, c_out, 3, logscale_factor) if gain else zero_conv(c_in, c_out, 3)
+
+
+def _hidden_conv(c_in: int, c_out: int, kernel: int, init: str, actnorm: bool,
+                 logscale_factor: float) -> list[nn.Module]:
+    conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=not actnorm)
+    if init == "keras":
+        keras_init(conv)
+    elif init == "openai":  # tfops.default_initializer
+        nn.init.normal_(conv.weight, std=0.05)
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
+    elif init != "torch":
+        raise ValueError(f"unknown coupling-net init {init!r} (torch | keras | openai)")
+    return [conv, Values(ActNorm(c_out, "data", logscale_factor))] if actnorm else [conv]
+
+
+def coupling_net(c_in: int, c_out: int, width: int, init: str = "torch", actnorm: bool = False,
+                 gain: bool = False, logscale_factor: float = 1.0) -> nn.Sequential:
     """Glow's NN(): conv 3x3 -> ReLU -> conv 1x1 -> ReLU -> zero-initialised conv 3x3.
 
     The zero last layer makes every coupling start as the identity (additive) or a constant
-    scaling (affine), so a deep flow starts well conditioned.
+    scaling (affine), so a deep flow starts well conditioned. ``init`` of the hidden convs:
+    PyTorch's default, ``keras`` (Glorot-uniform, zero bias: Su's Conv2D) or ``openai``
+    (N(0, 0.05^2)). openai/glow's own NN has ``actnorm`` (each hidden conv, without bias, followed
+    by a data-initialised actnorm) and ``gain`` (:class:`ZeroConvGain` last), with
+    ``logscale_factor`` 3 for both.
     """
     return nn.Sequential(
-        nn.Conv2d(c_in, width, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(width, width, 1), nn.ReLU(),
-        zero_conv(width, c_out, 3),
+        *_hidden_conv(c_in, width, 3, init, actnorm, logscale_factor), nn.ReLU(),
+        *_hidden_conv(width, width, 1, init, actnorm, logscale_factor), nn.ReLU(),
+        last_conv(width, c_out, gain, logscale_factor),
     )
 
 
@@ -328,9 +388,9 @@ class ConditionalSplit(nn.Module):
     proper density (a conditional affine coupling). The model then factors out z.
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, gain: bool = False, logscale_factor: float = 3.0):
         super().__init__()
-        self.conv = zero_conv(channels // 2, channels, 3)
+        self.conv = last_conv(channels // 2, channels, gain, logscale_factor)
 
     def _shift_logscale(self, kept):
         return self.conv(kept).chunk(2, dim=1)

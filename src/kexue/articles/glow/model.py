@@ -33,12 +33,17 @@ def _permutation(cfg: GlowModel, channels: int, seed: int) -> nn.Module:
     raise ValueError(f"unknown permutation {cfg.permutation!r} (reverse | shuffle | invconv)")
 
 
+def _net(cfg: GlowModel, c_in: int, c_out: int) -> nn.Module:
+    return coupling_net(c_in, c_out, cfg.width, cfg.net_init, cfg.net_actnorm, cfg.zero_conv_gain,
+                        cfg.logscale_factor)
+
+
 def _coupling(cfg: GlowModel, channels: int) -> nn.Module:
     half = channels // 2
     if cfg.coupling == "additive":
-        return AdditiveCoupling(coupling_net(half, half, cfg.width))
+        return AdditiveCoupling(_net(cfg, half, half))
     if cfg.coupling == "affine":
-        return AffineCoupling(coupling_net(half, 2 * half, cfg.width))
+        return AffineCoupling(_net(cfg, half, 2 * half))
     raise ValueError(f"unknown coupling {cfg.coupling!r} (additive | affine)")
 
 
@@ -60,9 +65,11 @@ class Glow(nn.Module):
             layers: list[nn.Module] = [Squeeze()]
             for _ in range(cfg.depth):
                 seed += 1  # every permutation gets its own fixed draw
-                layers += [ActNorm(c, cfg.actnorm), _permutation(cfg, c, seed), _coupling(cfg, c)]
+                layers += [ActNorm(c, cfg.actnorm, cfg.logscale_factor), _permutation(cfg, c, seed),
+                           _coupling(cfg, c)]
             last = level == cfg.levels - 1
-            layers.append(ActNorm(c, "zero") if last else ConditionalSplit(c))
+            layers.append(ActNorm(c, "zero", cfg.logscale_factor) if last else
+                          ConditionalSplit(c, cfg.zero_conv_gain, cfg.logscale_factor))
             self.levels.append(FlowSequential(*layers))
             if not last:
                 c //= 2

@@ -41,11 +41,9 @@ def ablation_rows(results: ArticleResults) -> list[dict]:
         m = run.first
         if m["recipe"] != "ablation":
             continue
-        bpd = run.values("test_bpd")
-        mean = sum(bpd) / len(bpd)
-        sd = (sum((b - mean) ** 2 for b in bpd) / (len(bpd) - 1)) ** 0.5 if len(bpd) > 1 else None
+        row = compare(results, run, "test_bpd", "test bits/dim", None)  # no published number
         rows.append({"permutation": m["permutation"], "coupling": m["coupling"],
-                     "test bits/dim": mean, "sd": sd, "seeds": len(bpd)})
+                     "test bits/dim": row.mean, "sd": row.sd, "seeds": len(row.values)})
     return rows
 
 

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from kexue.data.augment import random_shift
 from kexue.metrics.likelihood import bits_per_dim, dequantise, test_nll
 from kexue.nn.flows import data_dependent_init
 from kexue.rng import epoch_permutation, named_generator, step_generator
-from kexue.training import Checkpointer, Run, RunContext, TrackedState
+from kexue.training import Checkpointer, Run, RunContext, TrackedState, autocast
 
 from .config import RunConfig
 from .data import load_prepared
@@ -32,9 +33,10 @@ def nll(model: Glow, k: torch.Tensor, n_levels: int, seed: int, device, limit: i
 
 
 class CollapseGuard:
-    """Su's guard: keep the weights of the lowest epoch loss; after epoch ``cfg.collapse_after``
-    an epoch loss above 0 (worse than the uniform density on the data cube, i.e. bpd >
-    log2(n_levels)) means the flow has collapsed: reload the best weights, lr -> collapse_lr."""
+    """Su's guard: keep the weights of the lowest epoch loss; once the 0-based epoch index (as
+    Keras counts) exceeds ``cfg.collapse_after``, an epoch loss above 0 (worse than the uniform
+    density on the data cube, i.e. bpd > log2(n_levels)) means the flow has collapsed: reload
+    the best weights, lr -> collapse_lr. ``epoch`` is 1-based, as in the history."""
 
     def __init__(self, cfg: RunConfig, model: nn.Module, opt, state: TrackedState,
                  ckpt: Checkpointer):
@@ -45,7 +47,7 @@ class CollapseGuard:
             self.state["best_loss"] = loss
             self.ckpt.save({"model": self.model.state_dict(), "epoch": epoch}, "best")
             return False
-        if not (self.cfg.collapse_guard and epoch > self.cfg.collapse_after and loss > 0):
+        if not (self.cfg.collapse_guard and epoch - 1 > self.cfg.collapse_after and loss > 0):
             return False
         best = self.ckpt.load("best", map_location=next(self.model.parameters()).device)
         self.model.load_state_dict(best["model"])
@@ -58,12 +60,31 @@ class CollapseGuard:
         return True
 
 
-def _optimiser(cfg: RunConfig, params):
+def openai_beta2(n_train: int, batch_size: int) -> float:
+    """openai/glow's beta2 = 1 - 1/(train_its * polyak_epochs), train_its = the steps of one
+    pass over the training set, polyak_epochs = 1."""
+    return 1.0 - 1.0 / math.ceil(n_train / batch_size)
+
+
+def _optimiser(cfg: RunConfig, params, n_train: int):
     if cfg.optimiser == "adam":
         return torch.optim.Adam(params, lr=cfg.lr)
     if cfg.optimiser == "adamax":
         return torch.optim.Adamax(params, lr=cfg.lr)
-    raise ValueError(f"unknown optimiser {cfg.optimiser!r} (adam | adamax)")
+    if cfg.optimiser == "adamax_openai":
+        # PyTorch's Adamax with openai's beta2; the sqrt(1 - beta2^t) factor is in _lr_factor.
+        # (openai adds eps after the max, PyTorch to |g| inside it: a 1e-8 difference.)
+        return torch.optim.Adamax(params, lr=cfg.lr,
+                                  betas=(0.9, openai_beta2(n_train, cfg.batch_size)))
+    raise ValueError(f"unknown optimiser {cfg.optimiser!r} (adam | adamax | adamax_openai)")
+
+
+def _lr_factor(cfg: RunConfig, opt, step: int) -> float:
+    """Linear warm-up, times openai's sqrt(1 - beta2^t) step scaling (t = step + 1)."""
+    factor = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    if cfg.optimiser == "adamax_openai":
+        factor *= math.sqrt(1.0 - opt.defaults["betas"][1] ** (step + 1))
+    return factor
 
 
 class _Batches:
@@ -96,7 +117,7 @@ def train(ctx: RunContext) -> None:
     x_train, meta, model = setup(ctx, "train")
     x_val, _ = load_prepared(ctx.data_dir, cfg.dataset, "val")
     levels, dims = meta["n_levels"], int(np.prod(meta["shape"]))
-    opt = _optimiser(cfg, model.parameters())
+    opt = _optimiser(cfg, model.parameters(), len(x_train))
     run = Run(ctx)
     ckpt = run.ckpt
     state = TrackedState(lr=cfg.lr, best_loss=math.inf, collapses=0)
@@ -112,13 +133,14 @@ def train(ctx: RunContext) -> None:
 
     def train_step(step: int) -> dict:
         k = x_train[batches(step)]
-        noise = torch.rand(k.shape, generator=step_generator(cfg.seed, step))
-        x = dequantise(k, noise, levels, OFFSET).to(ctx.device)
-        lr = state["lr"] * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else \
-            state["lr"]
+        g = step_generator(cfg.seed, step)
+        if cfg.augment_shift:
+            k = random_shift(k, cfg.augment_shift, g)
+        x = dequantise(k, torch.rand(k.shape, generator=g), levels, OFFSET).to(ctx.device)
         for group in opt.param_groups:
-            group["lr"] = lr
-        loss = -model.log_prob(x).mean()
+            group["lr"] = state["lr"] * _lr_factor(cfg, opt, step)
+        with autocast(ctx.device, cfg.precision):
+            loss = -model.log_prob(x).mean()
         if not torch.isfinite(loss):  # leave the weights alone: fit stops on this loss
             return {"loss": loss.item()}
         opt.zero_grad(set_to_none=True)
