@@ -36,16 +36,18 @@ def download(params: dict, dataset: str) -> None:
 
 def features(params: dict, dataset: str, threads: int) -> None:
     """Train the feature network of an image dataset on its training split (the GAN articles'
-    FID/KID and collapse detector score samples with it)."""
+    FID/KID and collapse detector score samples with it), read as those articles read it."""
     import torch
 
-    from kexue.data.images import load_image_dataset
+    from kexue.dag import feature_net_images
+    from kexue.data.images import load_image_dataset, options_read
     from kexue.metrics.features import TRAINING, build_feature_net
 
     torch.set_num_threads(max(1, threads))
     raw = _need(paths.path(paths.RAW, dataset=dataset),
                 f"run `python -m kexue download {dataset}` (or snakemake) first")
-    images = load_image_dataset(dataset, raw)
+    options = feature_net_images(params, dataset)
+    images = load_image_dataset(dataset, raw, options)
 
     def tensor(a):
         return None if a is None else torch.from_numpy(a)
@@ -55,7 +57,9 @@ def features(params: dict, dataset: str, threads: int) -> None:
     info = build_feature_net(out, tensor(images.train), tensor(images.train_labels),
                              tensor(images.test), tensor(images.test_labels), images.n_levels,
                              TRAINING[params["profile"]],
-                             {"dataset": dataset, "data_label": images.label})
+                             {"dataset": dataset, "data_label": images.label,
+                              "test_split": images.test_split,
+                              "image_options": options_read(dataset, options)})
     print(f"[features] {dataset}: {info['kind']} in {time.perf_counter() - start:.1f} s; "
           + ", ".join(f"{k}={info[k]:.4g}" for k in ("test_accuracy", "test_reconstruction_mse")
                       if k in info))
