@@ -6,12 +6,10 @@ No torch here: Snakemake imports this while it parses the DAG.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from kexue import config, paths
-from kexue.data.images import ImageOptions, options_read
 from kexue.data.registry import get_dataset
-from kexue.errors import ConfigError
 from kexue.registry import get_article
 
 NOTEBOOK = "workflow/notebooks/{article}.ipynb"
@@ -41,23 +39,6 @@ def feature_nets_of(params: dict, article_id: str) -> tuple[str, ...]:
     return tuple(d for d in wanted if d in datasets_of(params, article_id))
 
 
-def feature_net_images(params: dict, dataset: str) -> ImageOptions:
-    """How the ``features`` job reads ``dataset``: as the articles scoring samples with its
-    network read it (their ``data.images``), so that it is trained on the images they score
-    (size, crop, split). They must agree on the options this dataset's reader reads."""
-    users = [a for a in config.article_ids(params) if dataset in feature_nets_of(params, a)]
-    read = {a: options_read(dataset, getattr(config.data_config(params, a), "images",
-                                             ImageOptions())) for a in users}
-    if len({tuple(sorted(r.items())) for r in read.values()}) > 1:
-        profile = params["profile"]
-        raise ConfigError(
-            f"params.yaml: the {dataset} feature network is shared, but the articles reading "
-            f"it disagree on data.images: " + "; ".join(
-                f"articles.{a}.{profile}.data.images {r}" for a, r in read.items())
-            + ": give them the same values")
-    return replace(ImageOptions(), **next(iter(read.values()), {}))
-
-
 def dataset_rule(dataset: str) -> str:
     return "generate" if get_dataset(dataset).kind == "embedded" else "download"
 
@@ -78,7 +59,6 @@ def jobs(params: dict) -> list[Job]:
                        wildcards={"dataset": d}))
     # one feature network per image dataset, shared by every article that scores samples
     for d in sorted({d for a in config.article_ids(params) for d in feature_nets_of(params, a)}):
-        feature_net_images(params, d)  # the articles sharing it agree, or no job starts
         out.append(Job("features", f"features--{variant}--{d}",
                        (paths.FEATURES.format(variant=variant, dataset=d),),
                        (paths.RAW.format(dataset=d),), {"dataset": d}))

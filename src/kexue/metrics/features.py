@@ -19,7 +19,7 @@ import math
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -31,9 +31,6 @@ from kexue import config, paths
 from kexue.errors import DataError
 from kexue.io import load_torch, save_torch, write_json
 from kexue.rng import epoch_permutation
-
-if TYPE_CHECKING:
-    from kexue.training import RunContext
 
 FID_LABEL = "feature FID (self-trained classifier)"
 KID_LABEL = "feature KID (self-trained classifier)"
@@ -198,13 +195,20 @@ def load_feature_net(path: str | Path) -> tuple[FeatureNet, dict]:
     return net.eval(), blob["info"]
 
 
-def feature_dir(ctx: RunContext, dataset: str) -> Path:
+class RunVariant(Protocol):
+    """What the functions below read of a ``kexue.training.RunContext``."""
+
+    profile: str
+    source: str
+
+
+def feature_dir(ctx: RunVariant, dataset: str) -> Path:
     """The output of the DAG's ``features`` job of ``dataset`` in the run's variant."""
     where = config.variant({"profile": ctx.profile, "data_source": ctx.source})
     return paths.path(paths.FEATURES, variant=where, dataset=dataset)
 
 
-def load_shared_feature_net(ctx: RunContext, dataset: str, data_label: str,
+def load_shared_feature_net(ctx: RunVariant, dataset: str, data_label: str,
                             test_split: str) -> tuple[FeatureNet, dict]:
     """The ``features`` job's network of ``dataset`` and its info, for a run that scores the
     images its prepare stage describes as ``data_label`` split by ``test_split``. DataError
