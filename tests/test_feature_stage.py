@@ -63,7 +63,8 @@ def test_the_job_reads_the_dataset_as_its_articles_do():
     p = variant_params("full", "official")
     assert stages.feature_net_images(p, "celeba").image_size == 64  # vi_gan's and lipschitz's
     # options the digits reader does not read never conflict (fgan keeps image_size 32)
-    assert stages.feature_net_images(variant_params("default", "embedded"), "digits") == ImageOptions()
+    digits = stages.feature_net_images(variant_params("default", "embedded"), "digits")
+    assert digits == ImageOptions()
 
 
 def test_articles_disagreeing_on_a_shared_dataset_stop_its_features_job():

@@ -10,8 +10,8 @@ from kexue.comparison import ArticleResults, mean_sd
 
 A_KEYS = ("test_acc", "train_acc", "gap", "lipschitz_bound", "lipschitz_proxy",
           "lipschitz_lower", "lam")
-B_KEYS = ("fid", "fid_floor", "kid", "modes_covered", "high_quality", "lipschitz_real", "lipschitz_fake",
-          "lipschitz_interpolated", "seconds_per_iteration")
+B_KEYS = ("fid", "fid_floor", "kid", "modes_covered", "high_quality", "lipschitz_real",
+          "lipschitz_fake", "lipschitz_interpolated", "seconds_per_iteration")
 
 
 def part_a_rows(results: ArticleResults) -> list[dict]:
