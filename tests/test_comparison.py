@@ -13,6 +13,7 @@ from kexue.comparison import (
     RunResults,
     comparable,
     compare,
+    mean_sd,
 )
 
 
@@ -118,3 +119,13 @@ def test_status_for_missing_published_and_failed_runs():
     assert Comparison("r", "m", p, (1.0, math.nan), True).status == "failed"
     assert Comparison("r", "m", p, (), True).status == "failed"
     assert math.isnan(Comparison("r", "m", p, (), True).mean)
+
+
+def test_mean_sd_is_the_one_seed_summary():
+    assert mean_sd([3.30, 3.36, 3.42]) == (pytest.approx(3.36), pytest.approx(0.06))
+    mean, sd = mean_sd([5.0])
+    assert mean == 5.0 and math.isnan(sd)
+    assert all(math.isnan(v) for v in mean_sd([]))
+    # a failed seed (non-finite, or null in metrics.json) is not dropped
+    assert all(math.isnan(v) for v in mean_sd([1.0, math.nan]))
+    assert all(math.isnan(v) for v in mean_sd([1.0, None, 2.0]))

@@ -1,18 +1,24 @@
-"""fgan end to end on tiny settings: prepare, train (and resume after a kill), evaluate."""
+"""fgan end to end on tiny settings: the shared feature network, prepare, train (and resume
+after a kill), evaluate."""
 
+import contextlib
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import REPO
+from kexue import config, stages
 from kexue.articles.fgan import train as train_module
 from kexue.articles.fgan.config import DataConfig, ImageModel, MixtureModel, RunConfig
-from kexue.articles.fgan.data import FEATURES, load_images, prepare
+from kexue.articles.fgan.data import load_images, prepare
 from kexue.articles.fgan.evaluate import evaluate
 from kexue.articles.fgan.published import comparisons
 from kexue.comparison import ArticleResults, RunResults
 from kexue.data.embedded import sklearn_digits
+from kexue.errors import DataError
 from kexue.io import load_torch
 from kexue.training import RunContext
 
@@ -86,22 +92,34 @@ def test_kl_fit_reaches_moment_matching(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def digits_data(tmp_path_factory):
+def digits_root(tmp_path_factory):
+    """A scratch repository root: the generated digits, the DAG's shared feature network of
+    the smoke profile (data/features/smoke-embedded/digits) and fgan's prepared data."""
     root = tmp_path_factory.mktemp("fgan_digits")
-    raw, out = root / "raw", root / "processed"
-    raw.mkdir()
+    raw, out = root / "data/raw/digits", root / "processed"
+    raw.mkdir(parents=True)
     out.mkdir()
     sklearn_digits(raw)
-    prepare(DataConfig(feature_training="smoke"), {"digits": raw}, out, "embedded")
-    return out
+    params = {**config.load_params(REPO / "params.yaml"), "profile": "smoke",
+              "data_source": "embedded"}
+    with contextlib.chdir(root):
+        stages.features(params, "digits", threads=1)
+    prepare(DataConfig(), {"digits": raw}, out, "embedded")
+    return root
 
 
-def test_prepare_splits_and_feature_net(digits_data):
+@pytest.fixture
+def digits_data(digits_root, monkeypatch) -> Path:
+    monkeypatch.chdir(digits_root)  # where the runs look for data/features/...
+    return digits_root / "processed"
+
+
+def test_prepare_splits(digits_data):
     images = load_images(digits_data)
     assert (len(images.train), len(images.validation), len(images.test)) == (1137, 300, 360)
     assert images.train.shape[1:] == (1, 8, 8)
     assert 0 <= images.train.min() <= images.train.max() <= 1
-    assert (digits_data / FEATURES / "model.pt").exists()
+    assert not (digits_data / "features").exists()  # the network is the shared job's
     # the validation split is cut from the training images, disjoint from them
     train = {tuple(x.flatten().tolist()) for x in images.train}
     assert sum(tuple(x.flatten().tolist()) in train for x in images.validation) < 10
@@ -126,6 +144,7 @@ def test_images_train_and_evaluate(tmp_path, digits_data, recipe, divergences):
         assert m[f"fid__{k}"] > m["fid__validation_images"]
         assert m[f"finite_samples__{k}"] == 1.0
         assert (ctx.artifacts / f"samples_{k}.png").exists()
+    assert m["fid_label"] == "feature FID (self-trained classifier)"
     rows = comparisons(ArticleResults("fgan", "smoke", "embedded",
                                       {"images": RunResults("images", {0: m})}))
     assert all(r.status in ("not comparable", "no published number") for r in rows)
@@ -136,10 +155,19 @@ def test_prepare_mnist_from_the_mirror(tmp_path, shared_datasets):
     """Official data: 50k train / 10k validation (for the Parzen width) / the official 10k test."""
     out = tmp_path / "processed"
     out.mkdir()
-    prepare(DataConfig(feature_training="smoke"), {"mnist": shared_datasets / "mnist"}, out,
-            "official")
+    prepare(DataConfig(), {"mnist": shared_datasets / "mnist"}, out, "official")
     images = load_images(out)
     assert (len(images.train), len(images.validation), len(images.test)) == (50_000, 10_000,
                                                                             10_000)
     assert images.meta["n_levels"] == 256 and images.meta["complete_data"]
     assert images.train.shape[1:] == (1, 28, 28)
+
+
+def test_images_need_the_shared_feature_network(tmp_path, digits_data):
+    """A run of a variant whose features job has not run stops with the command to run."""
+    cfg = RunConfig(experiment="images", recipe="su", divergences=("kl",),
+                    images=ImageModel(latent_dim=8, generator_hidden=16, critic_hidden=8,
+                                      batch_size=64, steps=4, grid_every=2))
+    ctx = dataclasses.replace(context(tmp_path, cfg, data_dir=digits_data), profile="default")
+    with pytest.raises(DataError, match="python -m kexue features digits"):
+        train_module.train(ctx)

@@ -1,5 +1,6 @@
 """The lipschitz article: models, arms, configs, Part A/B training (resumable), claims, data."""
 
+import contextlib
 import hashlib
 import math
 from pathlib import Path
@@ -9,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from kexue import config
+from conftest import REPO
+from kexue import config, stages
 from kexue.articles.lipschitz import classifier, gan
 from kexue.articles.lipschitz.config import ClassifierConfig, DataConfig, GANConfig, RunConfig
 from kexue.articles.lipschitz.data import prepare
@@ -20,7 +22,7 @@ from kexue.articles.lipschitz.model import (
     VGGClassifier,
 )
 from kexue.articles.lipschitz.published import _verdict
-from kexue.articles.lipschitz.summary import curve_band, mean_sd
+from kexue.articles.lipschitz.summary import curve_band
 from kexue.data.embedded import mnist1d, sklearn_digits
 from kexue.data.registry import get_dataset
 from kexue.errors import ConfigError
@@ -131,6 +133,12 @@ def test_lambda_rules():
                      "run")
     with pytest.raises(ConfigError, match="gan.iterations"):
         config.build(RunConfig, {"part": "B", "gan": {"iterations": {}}}, "run")
+    with pytest.raises(ConfigError, match="gan.iterations"):
+        config.build(RunConfig, {"part": "B", "gan": {"iterations": {"ring": 0}}}, "run")
+    # 0 drops a dataset (how the official block swaps the digits for CelebA)
+    cfg = config.build(RunConfig, {"part": "B", "gan": {"iterations": {"ring": 5, "digits": 0,
+                                                                      "celeba": 9}}}, "run")
+    assert cfg.gan.datasets == ("ring", "celeba")
     with pytest.raises(ConfigError, match="arm"):
         config.build(RunConfig, {"gan": {"arm": "wgan-clip"}}, "run")
 
@@ -151,28 +159,41 @@ def test_verdicts():
     assert _verdict([1.0, 1.1], [2.0, 2.1], a_better=False) == "supported"  # lower is better
 
 
-def test_curve_band_and_mean_sd():
+def test_curve_band():
     h = [[{"iteration": 10, "t": 1.0, "fid": 5.0}], [{"iteration": 10, "t": 3.0, "fid": 7.0}]]
     xs, m, sd = curve_band(h, "t", "fid")
     assert xs == [2.0] and m == [6.0] and sd[0] == pytest.approx(math.sqrt(2))
-    assert mean_sd([1.0, math.nan])[0] == 1.0
+    xs, m, sd = curve_band(h[:1], "t", "fid")  # one seed: no band
+    assert m == [5.0] and sd == [0.0]
 
 
 # ------------------------------------------------------------------------------ training
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
+def prepared_root(tmp_path_factory):
+    """A scratch repository root: the generated data, the DAG's shared digits feature network
+    of the smoke profile, and the prepared data in processed/."""
     root = tmp_path_factory.mktemp("lipschitz")
-    raw = {"mnist1d": root / "mnist1d", "digits": root / "digits"}
+    raw = {"mnist1d": root / "data/raw/mnist1d", "digits": root / "data/raw/digits"}
     for name, generate in (("mnist1d", mnist1d), ("digits", sklearn_digits)):
-        raw[name].mkdir()
+        raw[name].mkdir(parents=True)
         generate(raw[name])
+    params = {**config.load_params(REPO / "params.yaml"), "profile": "smoke",
+              "data_source": "embedded"}
+    with contextlib.chdir(root):
+        stages.features(params, "digits", threads=1)
     out = root / "processed"
     out.mkdir()
-    prepare(DataConfig(part_a=("mnist1d", "digits"), part_b=("digits",), max_train=300,
-                       features="smoke"), raw, out, "embedded")
-    return out
+    prepare(DataConfig(part_a=("mnist1d", "digits"), part_b=("digits",), max_train=300), raw,
+            out, "embedded")
+    return root
+
+
+@pytest.fixture
+def data_dir(prepared_root, monkeypatch) -> Path:
+    monkeypatch.chdir(prepared_root)  # where the runs look for data/features/...
+    return prepared_root / "processed"
 
 
 def context(tmp: Path, data_dir: Path, cfg: RunConfig, run: str) -> RunContext:
@@ -276,6 +297,9 @@ def test_part_b_records_curves_and_seconds(tmp_path, data_dir):
     m = evaluate(ctx)
     assert m["ring_iterations"] == 6 and m["ring_seconds_per_iteration"] > 0
     assert m["digits_fid"] > 0 and 0 <= m["ring_high_quality"] <= 1
+    # the floor (real test vs training images) is far below 4 iterations' samples
+    assert 0 < m["digits_fid_floor"] < m["digits_fid"] / 10
+    assert "ring_fid_floor" not in m
     assert m["digits_lipschitz_max"] >= m["digits_lipschitz_real"] > 0
     assert (ctx.artifacts / "samples_digits.png").is_file()
     assert (ctx.artifacts / "samples_ring.png").is_file()

@@ -124,7 +124,8 @@ def test_the_feature_network_is_one_shared_job_feeding_the_gan_runs(params):
     net = features[0].outputs[0]
     assert features[0].inputs == ("data/raw/digits",)
     trains = [j for j in jobs if j.rule in ("train", "evaluate")]
-    assert all((net in j.inputs) == (j.article == "vi_gan") for j in trains)
+    assert all((net in j.inputs) == (j.article in ("vi_gan", "fgan", "lipschitz"))
+               for j in trains)
 
 
 def test_bad_values_name_the_key(params):

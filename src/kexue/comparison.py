@@ -9,12 +9,23 @@ seeds is summarised by mean ± sd.
 from __future__ import annotations
 
 import math
-import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 Direction = Literal["lower", "higher", "two-sided"]
 _EPS = 1e-9  # float slack: 0.97 - 0.94 is 0.030000000000000027
+
+
+def mean_sd(values: Iterable[float | None]) -> tuple[float, float]:
+    """Mean and sample standard deviation over seeds, the one way every report computes them:
+    nan where undefined (no value; one value for the sd). A non-finite value, or None (how
+    metrics.json records one), makes both nan: a failed seed is never dropped."""
+    v = np.array([math.nan if x is None else float(x) for x in values], dtype=np.float64)
+    mean = float(v.mean()) if v.size else math.nan
+    return mean, float(v.std(ddof=1)) if v.size > 1 else math.nan
 
 
 def comparable(profile: str, source: str, complete_data: bool = True) -> bool:
@@ -54,11 +65,11 @@ class Comparison:
 
     @property
     def mean(self) -> float:
-        return statistics.fmean(self.values) if self.values else math.nan
+        return mean_sd(self.values)[0]
 
     @property
     def sd(self) -> float | None:
-        return statistics.stdev(self.values) if len(self.values) > 1 else None
+        return mean_sd(self.values)[1] if len(self.values) > 1 else None
 
     @property
     def status(self) -> str:

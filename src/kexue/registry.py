@@ -93,6 +93,7 @@ ARTICLES: dict[str, Article] = {
             title="f-GAN: GANs from f-divergences (f-GAN简介：GAN模型的生产车间)",
             url="https://kexue.fm/archives/6016",
             datasets={"embedded": ("digits",), "official": ("mnist",)},
+            feature_nets={"embedded": ("digits",), "official": ("mnist",)},
         ),
         Article(
             id="lipschitz",
@@ -102,6 +103,8 @@ ARTICLES: dict[str, Article] = {
             # DataConfig's part_a/part_b pick among them
             datasets={"embedded": ("mnist1d", "digits"),
                       "official": ("fashion-mnist", "cifar10", "celeba")},
+            # Part B's image datasets (the runs read only those data.part_b names)
+            feature_nets={"embedded": ("digits",), "official": ("digits", "celeba")},
         ),
     ]
 }

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kexue import config, paths
-from kexue.dag import datasets_of
-from kexue.errors import UserError
+from kexue.dag import datasets_of, feature_nets_of
+from kexue.errors import ConfigError, UserError
 from kexue.io import write_json
 from kexue.registry import get_article
+
+if TYPE_CHECKING:
+    from kexue.data.images import ImageOptions
 
 
 def _need(path: Path, hint: str) -> Path:
@@ -34,18 +38,40 @@ def download(params: dict, dataset: str) -> None:
                 mirror=config.mirror(params), local_dir=config.data_dir_override(params, dataset))
 
 
+def feature_net_images(params: dict, dataset: str) -> ImageOptions:
+    """The ImageOptions the ``features`` job reads ``dataset`` with: those of the articles that
+    score samples with its network (their ``data.images``), so that it is trained on the images
+    they score (size, crop, split). ConfigError when they disagree on an option this dataset's
+    reader reads."""
+    from dataclasses import replace
+
+    from kexue.data.images import ImageOptions, options_read
+
+    users = [a for a in config.article_ids(params) if dataset in feature_nets_of(params, a)]
+    read = {a: options_read(dataset, getattr(config.data_config(params, a), "images",
+                                             ImageOptions())) for a in users}
+    if len({tuple(sorted(r.items())) for r in read.values()}) > 1:
+        raise ConfigError(
+            f"params.yaml: the {dataset} feature network is shared, but the articles reading "
+            f"it disagree on data.images: " + "; ".join(
+                f"articles.{a}.{params['profile']}.data.images {r}" for a, r in read.items())
+            + ": give them the same values")
+    return replace(ImageOptions(), **next(iter(read.values()), {}))
+
+
 def features(params: dict, dataset: str, threads: int) -> None:
     """Train the feature network of an image dataset on its training split (the GAN articles'
-    FID/KID and collapse detector score samples with it)."""
+    FID/KID and collapse detector score samples with it), read as those articles read it."""
     import torch
 
-    from kexue.data.images import load_image_dataset
+    from kexue.data.images import load_image_dataset, options_read
     from kexue.metrics.features import TRAINING, build_feature_net
 
     torch.set_num_threads(max(1, threads))
+    options = feature_net_images(params, dataset)
     raw = _need(paths.path(paths.RAW, dataset=dataset),
                 f"run `python -m kexue download {dataset}` (or snakemake) first")
-    images = load_image_dataset(dataset, raw)
+    images = load_image_dataset(dataset, raw, options)
 
     def tensor(a):
         return None if a is None else torch.from_numpy(a)
@@ -55,7 +81,9 @@ def features(params: dict, dataset: str, threads: int) -> None:
     info = build_feature_net(out, tensor(images.train), tensor(images.train_labels),
                              tensor(images.test), tensor(images.test_labels), images.n_levels,
                              TRAINING[params["profile"]],
-                             {"dataset": dataset, "data_label": images.label})
+                             {"dataset": dataset, "data_label": images.label,
+                              "test_split": images.test_split,
+                              "image_options": options_read(dataset, options)})
     print(f"[features] {dataset}: {info['kind']} in {time.perf_counter() - start:.1f} s; "
           + ", ".join(f"{k}={info[k]:.4g}" for k in ("test_accuracy", "test_reconstruction_mse")
                       if k in info))

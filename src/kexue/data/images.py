@@ -308,6 +308,20 @@ READERS = {
     "digits": read_digits,
     "image_patches": read_image_patches,
 }
+# The ImageOptions fields each reader reads: two configs that agree on these read the same
+# images (articles sharing one dataset's feature network must agree on them)
+READER_OPTIONS = {
+    "idx": (),
+    "cifar10": ("cifar_subset_test_from",),
+    "celeba": ("image_size", "celeba_subset_test_from"),
+    "digits": ("digits_test_size", "split_seed"),
+    "image_patches": ("patch_size", "patch_train_stride", "patch_test_stride", "patch_test_col"),
+}
+
+
+def options_read(name: str, opts: ImageOptions) -> dict:
+    """The options that decide which images dataset ``name`` yields (those its reader reads)."""
+    return {k: getattr(opts, k) for k in READER_OPTIONS[get_dataset(name).reader]}
 
 
 def _from_tuple(name, parts, n_levels) -> ImageSet:

@@ -8,7 +8,9 @@ autoencoder. Its penultimate layer feeds torchmetrics' ``FrechetInceptionDistanc
 below and are never comparable with published Inception FIDs.
 
 Images enter every function as float NCHW in [−1, 1] (a GAN's tanh range); ``to_signed``
-converts a dataset's uint8 levels.
+converts a dataset's uint8 levels. A run finds its dataset's network with ``feature_dir`` and
+loads it with ``load_shared_feature_net``, which checks that it was trained on the images the
+run scores.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import math
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +27,8 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from kexue import config, paths
+from kexue.errors import DataError
 from kexue.io import load_torch, save_torch, write_json
 from kexue.rng import epoch_permutation
 
@@ -188,6 +193,39 @@ def load_feature_net(path: str | Path) -> tuple[FeatureNet, dict]:
     net = FeatureNet(FeatureNetConfig(**blob["config"]))
     net.load_state_dict(blob["state"])
     return net.eval(), blob["info"]
+
+
+class RunVariant(Protocol):
+    """What the functions below read of a ``kexue.training.RunContext``."""
+
+    profile: str
+    source: str
+
+
+def feature_dir(ctx: RunVariant, dataset: str) -> Path:
+    """The output of the DAG's ``features`` job of ``dataset`` in the run's variant."""
+    where = config.variant({"profile": ctx.profile, "data_source": ctx.source})
+    return paths.path(paths.FEATURES, variant=where, dataset=dataset)
+
+
+def load_shared_feature_net(ctx: RunVariant, dataset: str, data_label: str,
+                            test_split: str) -> tuple[FeatureNet, dict]:
+    """The ``features`` job's network of ``dataset`` and its info, for a run that scores the
+    images its prepare stage describes as ``data_label`` split by ``test_split``. DataError
+    when the job has not run, or when it trained on other images (size, crop or split): a
+    network left from other settings."""
+    path = feature_dir(ctx, dataset) / "model.pt"
+    rebuild = f"`python -m kexue features {dataset}` (or snakemake)"
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: run {rebuild} first")
+    net, info = load_feature_net(path)
+    trained_on = (info.get("data_label"), info.get("test_split"))
+    if trained_on != (data_label, test_split):
+        raise DataError(f"{path} was trained on {trained_on[0]!r} (test split: {trained_on[1]}), "
+                        f"but this run scores {data_label!r} (test split: {test_split}): rerun "
+                        f"{rebuild}, with the same data.images in every article that reads "
+                        f"{dataset}")
+    return net, info
 
 
 @torch.no_grad()

@@ -35,8 +35,6 @@ class DataConfig:
     digits_validation: Positive[int] = 300
     mnist_validation: Positive[int] = 10_000
     split_seed: NonNegative[int] = 0
-    # the GAN kit's feature-network training for FID/KID (kexue.metrics.features.TRAINING)
-    feature_training: Literal["smoke", "default", "full"] = "full"
 
 
 @dataclass

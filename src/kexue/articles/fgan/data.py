@@ -1,10 +1,10 @@
-"""prepare(): E3's images (train / validation / test, uint8 NCHW) and the feature network of the
-FID/KID metrics. E1 and E2 need no data (E2's mixture is sampled by code).
+"""prepare(): E3's images (train / validation / test, uint8 NCHW). E1 and E2 need no data (E2's
+mixture is sampled by code).
 
 ``embedded``: scikit-learn's 8x8 digits (17 grey levels); ``official``: MNIST. A validation
 split is cut from the training images (stratified): it only chooses the Parzen width, so the
-test split is never used for a choice. The feature network (the GAN kit's self-trained
-classifier) is trained here, once per prepared dataset, on the training split only.
+test split is never used for a choice. The FID/KID feature network is the DAG's shared
+``features`` job of the dataset (trained on the whole training split, validation included).
 """
 
 from __future__ import annotations
@@ -20,11 +20,8 @@ from kexue.data.embedded import save_npz
 from kexue.data.images import load_image_dataset
 from kexue.errors import DataError
 from kexue.io import read_json, write_json
-from kexue.metrics.features import TRAINING, build_feature_net
 
 from .config import DataConfig
-
-FEATURES = "features"  # the feature network's folder inside the prepared data
 
 
 def prepare(cfg: DataConfig, raw: dict[str, Path], out: Path, source: str) -> None:
@@ -46,10 +43,6 @@ def prepare(cfg: DataConfig, raw: dict[str, Path], out: Path, source: str) -> No
             "validation_split": f"stratified {n_val} training images (seed {cfg.split_seed})",
             "complete_data": images.complete}
     write_json(out / "data.json", meta)
-    (out / FEATURES).mkdir(exist_ok=True)
-    build_feature_net(out / FEATURES, *(torch.from_numpy(a) for a in
-                                        (train, y_train, images.test, images.test_labels)),
-                      images.n_levels, TRAINING[cfg.feature_training], {"dataset": name})
     print(f"[fgan] {name}: {images.label}; {len(train)} train / {len(val)} validation / "
           f"{len(images.test)} test")
 

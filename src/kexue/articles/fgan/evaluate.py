@@ -12,25 +12,26 @@ from pathlib import Path
 import torch
 
 from kexue.io import load_torch
-from kexue.metrics.features import (
-    FID_LABEL,
-    KID_LABEL,
-    feature_fid,
-    feature_kid,
-    load_feature_net,
-    predict,
-)
+from kexue.metrics.features import feature_fid, feature_kid, predict
 from kexue.metrics.modes import class_coverage
 from kexue.metrics.parzen import parzen_evaluation
 from kexue.plots import save_image_grid
 from kexue.rng import derive_seed, named_generator
 from kexue.training import RunContext
 
-from .data import FEATURES, load_images
+from .data import load_images
 from .losses import member_values
 from .mixture import TARGET, divergence_to_gaussian, ground_truth
 from .published import PASS_BAND
-from .train import build_images, build_mixture, divergences, generate_stack, unit_to_uint8, unpack
+from .train import (
+    build_images,
+    build_mixture,
+    divergences,
+    feature_net,
+    generate_stack,
+    unit_to_uint8,
+    unpack,
+)
 
 
 def evaluate(ctx: RunContext) -> dict:
@@ -120,7 +121,7 @@ def _evaluate_images(ctx: RunContext) -> dict:
     z = torch.randn(ev.parzen_samples, cfg.images.latent_dim,
                     generator=named_generator(cfg.seed, "evaluation"))
     samples = generate_stack(generator, z.to(ctx.device)).cpu()
-    net, info = load_feature_net(ctx.data_dir / FEATURES / "model.pt")
+    net, info = feature_net(ctx, data)
     test = data.test * 2 - 1
     n_fid = min(ev.fid_samples, ev.parzen_samples)
     # Parzen on the device: 16k samples x 10k images x 784 pixels in float64 at `full`
@@ -130,7 +131,8 @@ def _evaluate_images(ctx: RunContext) -> dict:
     out = {"data_label": data.meta["data_label"], "complete_data": data.meta["complete_data"],
            "n_test": data.meta["n_test"], "steps": cfg.images.steps,
            "batch_size": cfg.images.batch_size, "parzen_samples": ev.parzen_samples,
-           "fid_samples": n_fid, "fid_label": FID_LABEL, "kid_label": KID_LABEL,
+           "fid_samples": n_fid, "fid_label": info["fid_label"],
+           "kid_label": info["kid_label"],
            "feature_net_test_accuracy": info.get("test_accuracy", math.nan),
            # references: a KDE on the training images themselves, and real-vs-real FID
            "parzen_ll__train_images": real_kde.test_mean,

@@ -15,14 +15,14 @@ import torch
 from torch import nn
 
 from kexue.gan.step import AlternatingGAN, EpochBatches, SampledBatches, Schedule
-from kexue.metrics.features import feature_fid, load_feature_net
+from kexue.metrics.features import FeatureNet, feature_fid, load_shared_feature_net
 from kexue.nn.divergences import Divergence, get_divergence
 from kexue.plots import save_image_grid
 from kexue.rng import derive_seed, named_generator
 from kexue.training import Run, RunContext, TrackedState
 
 from .config import RunConfig
-from .data import FEATURES, Images, load_images
+from .data import Images, load_images
 from .losses import SimultaneousStep, critic_loss, generator_loss, member_values
 from .mixture import TARGET
 from .model import Critic, GaussianGenerator, MLPGenerator
@@ -100,6 +100,12 @@ def mixture_probe(seed: int, n: int = 20_000) -> tuple[torch.Tensor, torch.Tenso
     return TARGET.sample(n, g), torch.randn(n, 1, generator=g)
 
 
+def feature_net(ctx: RunContext, data: Images) -> tuple[FeatureNet, dict]:
+    """The shared feature network of the run's dataset (the DAG's ``features`` job)."""
+    return load_shared_feature_net(ctx, data.meta["dataset"], data.meta["data_label"],
+                                   data.meta["test_split"])
+
+
 def train(ctx: RunContext) -> None:
     torch.manual_seed(derive_seed(ctx.cfg.seed, "init"))  # the initial weights
     if ctx.cfg.experiment == "mixture":
@@ -162,7 +168,7 @@ def _train_images(ctx: RunContext) -> None:
     real = EpochBatches(data.train.to(ctx.device), im.batch_size, cfg.seed)
     step = make_step(cfg, divs, g, c, opt_g, opt_c, real, im.latent_dim, im.batch_size,
                      ctx.device)
-    feature_net, _ = load_feature_net(ctx.data_dir / FEATURES / "model.pt")
+    net, _ = feature_net(ctx, data)
     # the feature network takes [-1, 1]
     validation = data.validation[:cfg.evaluation.curve_samples] * 2 - 1
     grid_z = torch.randn(64, im.latent_dim, generator=named_generator(cfg.seed, "grid"))
@@ -175,7 +181,7 @@ def _train_images(ctx: RunContext) -> None:
         grids = generate_stack(g, grid_z.to(ctx.device)).cpu()
         out = {}
         for i, key in enumerate(keys):
-            out[f"fid_{key}"] = feature_fid(feature_net, validation, samples[i] * 2 - 1)
+            out[f"fid_{key}"] = feature_fid(net, validation, samples[i] * 2 - 1)
             save_image_grid(ctx.train_artifacts / f"{key}_step{row['step']:06d}.png",
                             unit_to_uint8(grids[i]), nrow=8, upscale=2)
         return out

@@ -21,11 +21,9 @@ class DataConfig:
     val_fraction: Probability[float] = 0.1
     max_train: NonNegative[int] = 0  # 0 = every training example (smoke runs use fewer)
     split_seed: NonNegative[int] = 2018
-    # image_size: CelebA's side (Su: 64x64); the test splits of the image datasets
+    # image_size: CelebA's side (Su: 64x64); the test splits of the image datasets. The shared
+    # feature network of a Part B dataset is trained on the images these options give
     images: ImageOptions = field(default_factory=lambda: ImageOptions(image_size=64))
-    # the FID/KID feature network's training budget (kexue.metrics.features.TRAINING): part of
-    # the metric's definition, shared by the GAN articles
-    features: Literal["smoke", "default", "full"] = "full"
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -61,8 +59,9 @@ class GANConfig:
 
     arm: Literal["wgan-sn-su", "wgan-sn-original", "wgan-gp", "wgan-gp-one-sided",
                  "dcgan-sn"] = "wgan-sn-su"
-    # G iterations per dataset: "ring" (2-D ring of 8, generated) or a prepared image dataset
-    iterations: dict[str, int] = field(default_factory=lambda: {"celeba": 100_000})
+    # G iterations per dataset: "ring" (2-D ring of 8, generated) or a prepared image dataset;
+    # 0 trains no GAN on it (lets the official block drop a dataset of the embedded runs)
+    iterations: dict[str, NonNegative[int]] = field(default_factory=lambda: {"celeba": 100_000})
     batch_size: Positive[int] = 64
     lr: Positive[float] = 2e-4  # Adam for both nets, Su's
     beta1: Probability[float] = 0.5
@@ -76,6 +75,11 @@ class GANConfig:
     eval_every: Positive[int] = 1000  # G iterations between curve points
     eval_samples: Positive[int] = 5000  # generated samples per curve point
     lipschitz_points: Positive[int] = 512  # real, fake and interpolated points each
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """The datasets a GAN is trained on (iterations > 0), in the config's order."""
+        return tuple(d for d, n in self.iterations.items() if n > 0)
 
 
 @dataclass
@@ -105,5 +109,5 @@ class RunConfig:
                 raise ConfigError(f"classifier.lambdas: the {c.arm} arm takes no λ")
             if not c.batch_sizes or min(c.batch_sizes) < 1:
                 raise ConfigError("classifier.batch_sizes: give at least one positive size")
-        elif not self.gan.iterations or min(self.gan.iterations.values()) < 1:
-            raise ConfigError("gan.iterations: give {dataset: G iterations > 0}")
+        elif not self.gan.datasets:
+            raise ConfigError("gan.iterations: give {dataset: G iterations}, at least one > 0")

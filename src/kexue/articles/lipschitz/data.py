@@ -1,5 +1,6 @@
 """prepare(): Part A classification sets (standardised, with a validation split) and Part B image
-sets in [−1, 1] with the feature network of their FID/KID, trained once here."""
+sets in [−1, 1]. The FID/KID feature network of a Part B dataset is the DAG's shared
+``features`` job (``kexue.metrics.features.load_shared_feature_net``)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,7 @@ from kexue.data.embedded import save_npz
 from kexue.data.images import load_image_dataset
 from kexue.errors import ConfigError, DataError
 from kexue.io import read_json, write_json
-from kexue.metrics.features import (
-    TRAINING,
-    build_feature_net,
-    feature_fid,
-    load_feature_net,
-    to_signed,
-)
+from kexue.metrics.features import to_signed
 
 from .config import DataConfig
 
@@ -73,27 +68,14 @@ def prepare_classifier(name: str, folder: Path, cfg: DataConfig, out: Path) -> d
 
 
 def prepare_gan_images(name: str, folder: Path, cfg: DataConfig, out: Path) -> dict:
-    """Images in [−1, 1] and the shared kit's FID/KID feature network of the dataset (a
-    classifier where it has labels, else an autoencoder), trained once here."""
+    """Images in [−1, 1] (train and test) and what they are."""
     images = load_image_dataset(name, folder, cfg.images)
-    tensor = {k: torch.from_numpy(getattr(images, k)) for k in ("train", "test")}
-    labels = {k: (None if getattr(images, f"{k}_labels") is None
-                  else torch.from_numpy(getattr(images, f"{k}_labels").astype(np.int64)))
-              for k in ("train", "test")}
-    features = out / f"features_{name}"
-    features.mkdir(parents=True, exist_ok=True)
-    info = build_feature_net(features, tensor["train"], labels["train"], tensor["test"],
-                             labels["test"], images.n_levels, TRAINING[cfg.features],
-                             {"dataset": name})
-    train = to_signed(tensor["train"], images.n_levels)
-    test = to_signed(tensor["test"], images.n_levels)
-    net, _ = load_feature_net(features / "model.pt")
+    train = to_signed(torch.from_numpy(images.train), images.n_levels)
+    test = to_signed(torch.from_numpy(images.test), images.n_levels)
     save_npz(out / f"b_{name}.npz", train=train.numpy(), test=test.numpy())
     return {"label": images.label, "test_split": images.test_split,
             "complete": images.complete, "shape": list(images.shape), "n_train": len(train),
-            "n_test": len(test), "features": info,
-            # the floor of the metric: FID between the real training and test images
-            "fid_train_vs_test": feature_fid(net, train, test)}
+            "n_test": len(test)}
 
 
 def prepare(cfg: DataConfig, raw: dict[str, Path], out: Path, source: str) -> None:
@@ -119,11 +101,10 @@ def load_classifier_set(data_dir: Path, name: str) -> tuple[dict[str, torch.Tens
 
 
 def load_gan_images(data_dir: Path, name: str) -> tuple[dict[str, torch.Tensor], dict]:
-    """{train, test} images in [−1, 1] and their metadata (with the feature net's path)."""
+    """{train, test} images in [−1, 1] and their metadata."""
     meta = load_meta(data_dir)
     if name not in meta["part_b"]:
         raise ConfigError(f"gan.iterations: image dataset {name!r} was not prepared; "
                           f"data.part_b is {list(meta['part_b'])}")
     d = np.load(data_dir / f"b_{name}.npz", allow_pickle=False)
-    info = {**meta["part_b"][name], "feature_net": data_dir / f"features_{name}" / "model.pt"}
-    return {k: torch.from_numpy(d[k]) for k in d.files}, info
+    return {k: torch.from_numpy(d[k]) for k in d.files}, meta["part_b"][name]

@@ -89,11 +89,11 @@ def _plot_layer_norms(ctx: RunContext, dataset: str, by_batch: dict) -> None:
 def evaluate_gans(ctx: RunContext, weights: dict, history: list[dict]) -> dict:
     cfg = ctx.cfg.gan
     arm = get_arm(cfg.arm)
-    out = {"part": "B", "arm": cfg.arm, "datasets": list(cfg.iterations), "by_dataset": {},
+    out = {"part": "B", "arm": cfg.arm, "datasets": list(cfg.datasets), "by_dataset": {},
            "spectral_recipe": arm.spectral or "none", "complete_data": False}
     labels = []
-    for dataset, iterations in cfg.iterations.items():
-        target = Target(dataset, ctx.data_dir, ctx.seed, cfg.batch_size)
+    for dataset in cfg.datasets:
+        target = Target(ctx, dataset, cfg.batch_size)
         labels.append(target.info["label"])
         critic, generator, latent = build_nets(arm, cfg, dataset, target.shape, ctx.seed)
         critic.load_state_dict(group(weights, f"{dataset}/critic"))
@@ -105,7 +105,9 @@ def evaluate_gans(ctx: RunContext, weights: dict, history: list[dict]) -> dict:
         m = {**target.quality(samples, ctx.seed),
              **critic_lipschitz(critic, target.real(n, rng), samples[:n], rng)}
         rows = [r for r in history if r.get("dataset") == dataset]
-        m.update(curve_summary(rows, dataset, iterations))
+        m.update(curve_summary(rows, dataset, cfg.iterations[dataset]))
+        if dataset != RING:
+            m["fid_floor"] = target.fid_floor()
         # KL to uniform is undefined when no sample is near a mode: recorded as null
         m = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
              for k, v in m.items()}

@@ -15,7 +15,7 @@ from kexue.data.toy2d import ring
 from kexue.gan.losses import bce_d_loss, nonsaturating_g_loss
 from kexue.gan.samples import generate
 from kexue.gan.step import AlternatingGAN, EpochBatches, SampledBatches, Schedule
-from kexue.metrics.features import feature_fid, feature_kid, load_feature_net
+from kexue.metrics.features import feature_fid, feature_kid, load_shared_feature_net
 from kexue.metrics.modes import mode_coverage
 from kexue.nn.lipschitz import Recipe, gradient_penalty, input_gradient_norms
 from kexue.rng import derive_seed, named_generator, step_generator
@@ -137,7 +137,7 @@ def build_nets(arm: Arm, cfg: GANConfig, dataset: str, shape: tuple[int, ...] | 
 class Target:
     """What a GAN of one dataset is trained on and measured against."""
 
-    def __init__(self, dataset: str, data_dir, seed: int, batch_size: int):
+    def __init__(self, ctx: RunContext, dataset: str, batch_size: int):
         self.dataset = dataset
         if dataset == RING:
             self.ring = ring()
@@ -145,11 +145,12 @@ class Target:
             self.batches = SampledBatches(self.ring.sample, batch_size)
             self.info = {"label": "synthetic: ring of 8 Gaussians (radius 2, σ 0.02)"}
         else:
-            images, self.info = load_gan_images(data_dir, dataset)
-            self.train_images = images["train"]
+            images, self.info = load_gan_images(ctx.data_dir, dataset)
+            self.train_images, self.test_images = images["train"], images["test"]
             self.shape = tuple(images["train"].shape[1:])
-            self.batches = EpochBatches(images["train"], batch_size, seed)
-            self.feature_net, _ = load_feature_net(self.info["feature_net"])
+            self.batches = EpochBatches(images["train"], batch_size, ctx.seed)
+            self.feature_net, _ = load_shared_feature_net(ctx, dataset, self.info["label"],
+                                                          self.info["test_split"])
 
     def real(self, n: int, generator: torch.Generator) -> Tensor:
         if self.dataset == RING:
@@ -166,6 +167,11 @@ class Target:
         return {"fid": feature_fid(self.feature_net, self.train_images, samples),
                 "kid": kid, "kid_sd": kid_sd}
 
+    def fid_floor(self) -> float:
+        """The metric's floor: the FID of the real held-out test images against the training
+        images (images only)."""
+        return feature_fid(self.feature_net, self.train_images, self.test_images)
+
 
 def train_gan(ctx: RunContext, dataset: str) -> tuple[dict, list[dict]]:
     """One GAN of the run's arm on ``dataset``; curve points every ``eval_every`` G iterations
@@ -173,7 +179,7 @@ def train_gan(ctx: RunContext, dataset: str) -> tuple[dict, list[dict]]:
     the critic's measured Lipschitz constant. Returns (weights, history rows)."""
     cfg: GANConfig = ctx.cfg.gan
     seed, arm = ctx.seed, get_arm(cfg.arm)
-    target = Target(dataset, ctx.data_dir, seed, cfg.batch_size)
+    target = Target(ctx, dataset, cfg.batch_size)
     critic, generator, latent = build_nets(arm, cfg, dataset, target.shape, seed)
     critic, generator = critic.to(ctx.device), generator.to(ctx.device)
     betas = (cfg.beta1, cfg.beta2)

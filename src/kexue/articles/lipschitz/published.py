@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from kexue.comparison import ArticleResults, Comparison, Published, compare
+from kexue.comparison import ArticleResults, Comparison, Published, compare, mean_sd
 
 # SN-GAN (Miyato et al. 2018, arXiv 1802.05957, Table 2): standard CNN, standard loss, CIFAR-10
 SNGAN_IS = Published(7.42, "paper (arXiv 1802.05957, Table 2; Inception Score)", "higher", 0.3)
@@ -47,8 +47,8 @@ def _values(results: ArticleResults, part: str, arm: str, key: str) -> list[floa
 def _spread(v: list[float]) -> str:
     if not v:
         return "—"
-    sd = statistics.stdev(v) if len(v) > 1 else math.nan
-    return f"{statistics.fmean(v):.4g} ± {sd:.2g} (n={len(v)})"
+    mean, sd = mean_sd(v)
+    return f"{mean:.4g} ± {sd:.2g} (n={len(v)})"
 
 
 def _verdict(a: list[float], b: list[float], a_better: bool) -> str:

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import csv
 import math
-import statistics
 from pathlib import Path
 
-from kexue.comparison import ArticleResults
+from kexue.comparison import ArticleResults, mean_sd
 
 A_KEYS = ("test_acc", "train_acc", "gap", "lipschitz_bound", "lipschitz_proxy",
           "lipschitz_lower", "lam")
-B_KEYS = ("fid", "kid", "modes_covered", "high_quality", "lipschitz_real", "lipschitz_fake",
-          "lipschitz_interpolated", "seconds_per_iteration")
-
-
-def mean_sd(values: list[float]) -> tuple[float, float]:
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    if not values:
-        return math.nan, math.nan
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
+B_KEYS = ("fid", "fid_floor", "kid", "modes_covered", "high_quality", "lipschitz_real",
+          "lipschitz_fake", "lipschitz_interpolated", "seconds_per_iteration")
 
 
 def part_a_rows(results: ArticleResults) -> list[dict]:
@@ -75,7 +67,7 @@ def curve_band(histories: list[list[dict]], x: str, y: str) -> tuple[list, list,
     n = min((len(h) for h in histories), default=0)
     xs, means, sds = [], [], []
     for i in range(n):
-        xs.append(statistics.fmean(h[i][x] for h in histories))
+        xs.append(mean_sd(h[i][x] for h in histories)[0])
         m, s = mean_sd([h[i][y] for h in histories])
         means.append(m)
         sds.append(0.0 if math.isnan(s) else s)

@@ -16,11 +16,11 @@ def train(ctx: RunContext) -> None:
         names = [stage_name(*stage) for stage in stages(cfg.classifier)]
     else:
         weights, history = {}, []
-        for dataset in cfg.gan.iterations:
+        for dataset in cfg.gan.datasets:
             nets, rows = train_gan(ctx, dataset)
             weights.update({f"{dataset}/{name}": state for name, state in nets.items()})
             history += rows
-        names = list(cfg.gan.iterations)
+        names = list(cfg.gan.datasets)
     Run(ctx).finish(flatten(weights), history)
     for name in names:  # the finished stages' last checkpoints
         Run(ctx, stage=name).clear()

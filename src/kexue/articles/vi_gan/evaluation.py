@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor, nn
 
-from kexue import config, paths
 from kexue.articles.vi_gan.config import TOY_DATASETS, RunConfig
 from kexue.articles.vi_gan.data import load_images
 from kexue.articles.vi_gan.model import (
@@ -24,6 +23,7 @@ from kexue.io import atomic_path, read_json
 from kexue.metrics.features import (
     diversity,
     embed,
+    feature_dir,
     feature_fid,
     feature_kid,
     load_feature_net,
@@ -33,12 +33,6 @@ from kexue.metrics.features import (
 from kexue.metrics.modes import class_coverage, mode_coverage
 from kexue.rng import derive_seed, named_generator
 from kexue.training import RunContext
-
-
-def feature_dir(ctx: RunContext, dataset: str) -> Path:
-    """The output of the ``features`` job of ``dataset`` in this run's variant."""
-    where = config.variant({"profile": ctx.profile, "data_source": ctx.source})
-    return paths.path(paths.FEATURES, variant=where, dataset=dataset)
 
 
 def is_toy(cfg: RunConfig) -> bool:
