@@ -67,3 +67,15 @@ def test_atomic_save_leaves_no_partial_file(tmp_path):
     with pytest.raises((TypeError, AttributeError)):
         save_torch(target, {"bad": lambda: 0})  # not picklable: the write fails midway
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compilation_is_decided_by_the_run_length():
+    from kexue.training import COMPILE_MIN_STEPS, compiled_if_long
+
+    def loss(x):
+        return (x * x).sum()
+
+    assert compiled_if_long(loss, COMPILE_MIN_STEPS - 1) is loss
+    assert compiled_if_long(loss, 10 * COMPILE_MIN_STEPS, "off") is loss
+    assert compiled_if_long(loss, COMPILE_MIN_STEPS) is not loss
+    assert compiled_if_long(loss, 1, "on") is not loss

@@ -12,7 +12,14 @@ from kexue.data.augment import random_shift
 from kexue.metrics.likelihood import bits_per_dim, dequantise, test_nll
 from kexue.nn.flows import data_dependent_init
 from kexue.rng import epoch_permutation, named_generator, step_generator
-from kexue.training import Checkpointer, Run, RunContext, TrackedState, autocast
+from kexue.training import (
+    Checkpointer,
+    Run,
+    RunContext,
+    TrackedState,
+    autocast,
+    compiled_if_long,
+)
 
 from .config import RunConfig
 from .data import load_prepared
@@ -68,7 +75,8 @@ def openai_beta2(n_train: int, batch_size: int) -> float:
 
 def _optimiser(cfg: RunConfig, params, n_train: int):
     if cfg.optimiser == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr)
+        # fused: one kernel for all ~140 parameter tensors (ours/peer 0.86 against 0.92)
+        return torch.optim.Adam(params, lr=cfg.lr, fused=True)
     if cfg.optimiser == "adamax":
         return torch.optim.Adamax(params, lr=cfg.lr)
     if cfg.optimiser == "adamax_openai":
@@ -131,6 +139,9 @@ def train(ctx: RunContext) -> None:
         if data_dependent_init(model, x):
             print(f"[glow/{ctx.run}] data-dependent actnorm init on {len(x)} images")
 
+    mean_nll = compiled_if_long(lambda x: -model.log_prob(x).mean(),
+                                cfg.epochs * cfg.steps_per_epoch, cfg.compile)
+
     def train_step(step: int) -> dict:
         k = x_train[batches(step)]
         g = step_generator(cfg.seed, step)
@@ -140,7 +151,7 @@ def train(ctx: RunContext) -> None:
         for group in opt.param_groups:
             group["lr"] = state["lr"] * _lr_factor(cfg, opt, step)
         with autocast(ctx.device, cfg.precision):
-            loss = -model.log_prob(x).mean()
+            loss = mean_nll(x)
         if not torch.isfinite(loss):  # leave the weights alone: fit stops on this loss
             return {"loss": loss.item()}
         opt.zero_grad(set_to_none=True)
