@@ -48,7 +48,7 @@ class Corpus:
     passage_ids: list[list[list[int]]]
     answers: list[list[str]]  # each passage's own answer form
     variant: str = "2019"
-    # 2018: every answer form of the question (half-width), and (len, N_FEATURES) per passage
+    # 2018: every answer form of the question (half-width), and (len, 8) features per passage
     forms: list[tuple[str, ...]] | None = None
     features: list[list[np.ndarray]] | None = None
 
@@ -71,9 +71,10 @@ class Corpus:
                 tuple(sorted({halfwidth(a) for a in [*(p.answer for p in q.passages),
                                                      *synonyms.get(q.id, ())] if a}))
                 for q in questions]
-            corpus.features = [passage_features(halfwidth(q.question),
-                                                [halfwidth(p.text) for p in q.passages])
-                               for q in questions]
+            # float16: the features lie in [0, 1]; half the memory on the full corpus
+            corpus.features = [[f.astype(np.float16) for f in passage_features(
+                halfwidth(q.question), [halfwidth(p.text) for p in q.passages])]
+                for q in questions]
         return corpus
 
     def __len__(self) -> int:
@@ -138,7 +139,7 @@ def training_batch(corpus: Corpus, indices: Sequence[int], g: torch.Generator, c
     out = {"question": q, "passage": p, "mask": mask, "start": _pad_rows(starts, p.shape[1]),
            "end": _pad_rows(ends, p.shape[1])}
     if corpus.features is not None:
-        out["features"] = _pad_rows(features, p.shape[1])
+        out["features"] = _pad_rows(features, p.shape[1]).float()
     return out
 
 
@@ -195,7 +196,8 @@ def predict(model: torch.nn.Module, corpus: Corpus, cfg: RunConfig
         p, mask = batch([corpus.passage_ids[i][k] for i, k in chunk])
         b = {"question": q, "passage": p}
         if corpus.features is not None:
-            b["features"] = _pad_rows([corpus.features[i][k] for i, k in chunk], p.shape[1])
+            b["features"] = _pad_rows([corpus.features[i][k] for i, k in chunk],
+                                      p.shape[1]).float()
         start, end, global_logit = model(*(x.to(device) for x in model_inputs(b)))
         gp = torch.sigmoid(global_logit).unsqueeze(1)
         ps, pe = (torch.sigmoid(start) * gp).cpu().numpy(), (torch.sigmoid(end) * gp).cpu().numpy()
