@@ -187,7 +187,7 @@ def test_prepare_su_2019_mix_from_the_mirror_samples(shared_datasets, tmp_path):
     import shutil
 
     from kexue.articles.dgcnn_qa.config import DataConfig
-    from kexue.articles.dgcnn_qa.data import load_prepared, prepare
+    from kexue.articles.dgcnn_qa.data import load_prepared, load_train_synonyms, prepare
 
     sogou, webqa = tmp_path / "sogou", tmp_path / "webqa"
     sogou.mkdir()
@@ -206,6 +206,11 @@ def test_prepare_su_2019_mix_from_the_mirror_samples(shared_datasets, tmp_path):
     assert all(ref.gold[q] in ref.expand[q] for q in ref.expand)
     assert all(c in vocab for c in valid[0].question)  # Su: the vocabulary covers every text
     assert meta["complete_data"] and not meta["synthetic"]
+    # the 2018 labels' synonyms: column 3 of the expand file, for the Sogou training questions
+    synonyms = load_train_synonyms(tmp_path / "out")
+    assert set(synonyms) == {q.id for q in train[:14]}
+    if "10000" in synonyms:
+        assert synonyms["10000"] == ("林海音", "林含英")
     again = tmp_path / "again"
     prepare(DataConfig(min_count=1), {"sogouqa": sogou, "webqa": webqa}, again, "official")
     assert [q.id for q in load_prepared(again)[2]] == [q.id for q in valid]  # fixed split seed
@@ -228,3 +233,44 @@ def test_webqa_zip_without_published_checksum_has_its_sha256_recorded(tmp_path):
     # a file without any checksum and without the flag is still refused
     with pytest.raises(ChecksumError, match="no checksum"):
         verify_file(z, RemoteFile("x.zip", ()), "test")
+
+
+def test_sogou_sample_is_a_verified_dataset_and_prepare_checks_the_metric(shared_datasets,
+                                                                        tmp_path, monkeypatch):
+    """E5 in the workflow: sogouqa-sample comes from the mirror (no official URL), verified
+    against the registry; prepare checks the metric port on it and records the result; a port
+    that fails the check stops prepare."""
+    from kexue.articles.dgcnn_qa import metric_check
+    from kexue.articles.dgcnn_qa.config import DataConfig
+    from kexue.articles.dgcnn_qa.data import prepare
+    from kexue.data.fetch import ChecksumError, fetch_dataset
+    from kexue.data.registry import get_dataset
+    from kexue.io import read_json
+
+    assert all(not rf.urls and rf.sha256 for rf in get_dataset("sogouqa-sample").files)
+    raw = {"sogouqa-sample": tmp_path / "sogou", "webqa-sample": tmp_path / "webqa"}
+    for name, dest in raw.items():
+        fetch_dataset(name, dest, mirror=str(shared_datasets), progress=False)
+    provenance = read_json(raw["sogouqa-sample"] / "PROVENANCE.json")
+    assert provenance["source"] == "mirror" and len(provenance["files"]) == 5
+    assert (raw["sogouqa-sample"] / "evaluate_tool" / "test_out").is_file()
+    cfg = DataConfig(max_train_questions=20, max_valid_questions=10, min_count=1)
+    prepare(cfg, raw, tmp_path / "out", "official")
+    check = read_json(tmp_path / "out" / "data.json")["metric_check"]
+    assert check["self_test_rows"] == check["self_test_rows_identical"] == 8000
+    assert check["self_test_summary"] == [1.0, 1.0, 1.0]
+    assert check["check_cases_passed"] == check["check_cases"] == 11
+    # a "natural" Python-3 port (Unicode lower()) fails the check cases: prepare stops
+    real = metric_check.score_answer
+    monkeypatch.setattr(metric_check, "score_answer",
+                        lambda ref, qid, answer: real(ref, qid, answer.lower()))
+    with pytest.raises(metric_check.MetricPortError, match="FÚ"):
+        prepare(cfg, raw, tmp_path / "again", "official")
+    # a tampered copy in a user folder is refused
+    folder = tmp_path / "user"
+    import shutil
+    shutil.copytree(shared_datasets / "sogouqa-sample", folder)
+    (folder / "evaluate_tool" / "test_out").chmod(0o644)
+    (folder / "evaluate_tool" / "test_out").write_text("x", encoding="utf-8")
+    with pytest.raises(ChecksumError, match="test_out"):
+        fetch_dataset("sogouqa-sample", tmp_path / "bad", local_dir=folder, progress=False)

@@ -171,21 +171,26 @@ def _context(tmp_path, run_dir, **overrides):
     if not processed.exists():
         kbqa.write(raw, seed=2, n_train=48, n_valid=12, n_subjects=30)
         prepare(DataConfig(min_count=1), {"kbqa": raw}, processed, "embedded")
+    settings = {"ema_decay": 0.9, **overrides}
     cfg = RunConfig(model=ModelConfig(width=8), batch_size=16, epochs=3, checkpoint_every=2,
-                    ema_decay=0.9, lr_drop_epoch=2, threads=1, **overrides)
+                    lr_drop_epoch=2, threads=1, **settings)
     return RunContext("dgcnn_qa", "tiny", 0, cfg, DataConfig(), processed, tmp_path / run_dir,
                       tmp_path / run_dir / "ckpt", torch.device("cpu"), "smoke", "embedded")
 
 
-def test_killed_training_resumes_to_the_same_model(tmp_path, monkeypatch):
+@pytest.mark.parametrize("overrides", [{}, {"variant": "2018", "optimizer": "adam",
+                                           "ema_decay": 0.0, "max_span": 10}],
+                         ids=["2019", "2018"])
+def test_killed_training_resumes_to_the_same_model(tmp_path, monkeypatch, overrides):
     """3 epochs of 3 steps with the lr drop (reload of the best EMA weights) after epoch 2;
-    killed after the third checkpoint (step 4), resumed: the same weights and history."""
+    killed after the third checkpoint (step 4), resumed: the same weights and history (the
+    2018 variant: its gate noise and features included)."""
     from kexue.articles.dgcnn_qa.evaluate import evaluate as evaluate_run
     from kexue.articles.dgcnn_qa.train import train
     from kexue.io import load_torch, read_json
     from kexue.training import Checkpointer, read_history
 
-    reference = _context(tmp_path, "reference")
+    reference = _context(tmp_path, "reference", **overrides)
     train(reference)
     saves, real_save = [], Checkpointer.save
 
@@ -195,7 +200,7 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, monkeypatch):
         if saves.count("last") == 3:
             raise _Killed
 
-    killed = _context(tmp_path, "killed")
+    killed = _context(tmp_path, "killed", **overrides)
     monkeypatch.setattr(Checkpointer, "save", save_then_die)
     with pytest.raises(_Killed):
         train(killed)
@@ -211,6 +216,7 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, monkeypatch):
     assert [r["lr_drop"] for r in history] == [0, 1, 0] and history[2]["lr"] == 1e-4
     metrics = evaluate_run(reference)
     assert metrics["score_matches_history"] and metrics["synthetic"]
+    assert metrics["variant"] == overrides.get("variant", "2019")
     assert {"product_score", "sqrt_score", "accuracy", "f1"} <= set(metrics)
     lines = (reference.artifacts / "predictions.txt").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 12 and all(line.count("\t") == 1 for line in lines)

@@ -3,7 +3,19 @@ import pytest
 import torch
 
 from kexue.errors import DataError
-from kexue.text import PAD, UNK, Vocabulary, batch, encode_batch, halfwidth, pad
+from kexue.text import (
+    PAD,
+    UNK,
+    Vocabulary,
+    batch,
+    bigrams,
+    centred_windows,
+    codepoints,
+    edit_distances,
+    encode_batch,
+    halfwidth,
+    pad,
+)
 
 
 def test_halfwidth_maps_fullwidth_ascii_and_ideographic_space_only():
@@ -86,3 +98,40 @@ def test_batch_and_encode_batch_give_torch_tensors():
     assert mask.sum(1).tolist() == [2, 4]
     ids, mask = batch([[2, 3], [4]])
     assert ids.tolist() == [[2, 3], [4, 0]]
+
+
+def _levenshtein(a, b):
+    """The textbook recursion, as the reference."""
+    d = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, d[0] = d[0], i
+        for j, y in enumerate(b, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (x != y))
+    return d[len(b)]
+
+
+def test_edit_distances_match_the_textbook_recursion():
+    rng = np.random.default_rng(0)
+    query = rng.integers(0, 4, 6)
+    rows = rng.integers(0, 4, (200, 5))
+    got = edit_distances(rows, query)
+    assert got.tolist() == [_levenshtein(r.tolist(), query.tolist()) for r in rows]
+    assert edit_distances(np.array([[1, 2, 3]]), []).tolist() == [3]  # empty query: deletions
+    assert edit_distances(codepoints("kitten")[None], codepoints("sitting")).tolist() == [3]
+
+
+def test_centred_windows_put_each_unit_at_offset_half_the_width():
+    w = centred_windows(np.arange(4), 6)
+    assert w.shape == (4, 6)
+    assert w[0].tolist() == [-1, -1, -1, 0, 1, 2]  # 3 before, 2 after (the spec's w = 6)
+    assert w[3].tolist() == [0, 1, 2, 3, -1, -1]
+    assert centred_windows(np.arange(3), 1).tolist() == [[0], [1], [2]]
+    with pytest.raises(ValueError):
+        centred_windows(np.arange(3), 0)
+
+
+def test_codepoints_and_bigrams_are_distinct_units():
+    assert codepoints("ab").tolist() == [97, 98]
+    b = bigrams("abab")
+    assert len(b) == 3 and b[0] == b[2] != b[1]
+    assert len(bigrams("a")) == 0 and len(codepoints("")) == 0

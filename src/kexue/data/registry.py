@@ -264,6 +264,35 @@ DATASETS: dict[str, Dataset] = {
             notes=("derived: converted to xlsx by a third party; see the mirror's MANIFEST.md",),
         ),
         Dataset(
+            name="sogouqa-sample",
+            kind="remote",
+            description=("the CIPS-SOGOU evaluation files as shipped in Su's DGCNN repository "
+                         "(evaluate_tool/: qid_answer_expand for qids 10000-39999, punctuation, "
+                         "the test_input/test_out self-test pair) and a 22-record SogouQA.json "
+                         "sample; the metric check of E5"),
+            # No official URL (the competition page is offline) and no published checksum: read
+            # from a mirror or data_dirs.sogouqa-sample (same layout); the sha256s are the
+            # offline mirror's, whose evaluate_tool files are byte-identical to Su's repository.
+            files=tuple(RemoteFile(name, (), sha256=sha256) for name, sha256 in (
+                ("SogouQA.json",
+                 "9cfad89372415db07cbe0ec50ed202cc40763ed438a92107ea38fafb9a090149"),
+                ("evaluate_tool/punctuation",
+                 "3e65966f952546cd862d51766c250da8312976b2d09a2d3b91b02d80508c46da"),
+                ("evaluate_tool/qid_answer_expand",
+                 "955dee31d573f1d04bbfb3343deeaaaf18cdb001bf9a024adaff6dfda8791a49"),
+                ("evaluate_tool/test_input",
+                 "dcf86d1be284f9c12ce6106645843f368a3bfb0320fcd16a337b12483d600965"),
+                ("evaluate_tool/test_out",
+                 "81a2946857d3ba094f32d00314b78d9d2f76ed4c43a480fb5068da78b50598c5"),
+            )),
+            citation=("CIPS-SOGOU QA 2017, http://task.www.sogou.com/cips-sogou_qa/ (offline); "
+                      "evaluate_tool/ of bojone/dgcnn_for_reading_comprehension"),
+            licence="competition data, research only (Su: 'to be removed on request')",
+            notes=(("evaluate_tool: as Sogou released it with the competition, redistributed by "
+                    "Su (unverified against an official checksum; none is published); "
+                    "SogouQA.json: derived sample, the last record truncated"),),
+        ),
+        Dataset(
             name="paraphrase_lexicon",
             kind="embedded",
             description=("the in-code Chinese lexicon (40 one-slot question intents, typed slot "

@@ -8,6 +8,10 @@
 * ``pad(seqs, maxlen, padding=, truncating=)``: a ragged list of id lists -> an int64 array
   and its boolean mask (True on real tokens); ``batch`` does the same into torch tensors, for a
   batch of variable-length texts.
+* ``codepoints(text)`` / ``bigrams(text)``: a text as int64 units (characters, or overlapping
+  character pairs, a common stand-in for Chinese words); ``centred_windows(units, width, fill)``:
+  the window of ``width`` units around every position; ``edit_distances(rows, query)``: the
+  Levenshtein distance of many rows to one query, vectorised (for soft-match features).
 
 Typical use (sentences cut to 32 characters, padded at the end)::
 
@@ -28,6 +32,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from numpy.lib.stride_tricks import sliding_window_view
 
 from kexue.errors import DataError
 from kexue.io import atomic_path
@@ -150,3 +155,46 @@ def encode_batch(vocab: Vocabulary, texts: Sequence[str], maxlen: int | None = N
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Encode and pad a batch of texts: (ids (B, L), mask (B, L))."""
     return batch([vocab.encode(t) for t in texts], maxlen, padding, truncating)
+
+
+_CODEPOINTS = 0x110000  # a bigram (a, b) -> a * _CODEPOINTS + b: distinct int64 units
+
+
+def codepoints(text: str) -> np.ndarray:
+    """The characters of ``text`` as int64 code points (non-negative: -1 can mark padding)."""
+    return np.fromiter(map(ord, text), dtype=np.int64, count=len(text))
+
+
+def bigrams(text: str) -> np.ndarray:
+    """The overlapping character pairs of ``text`` (len - 1 of them) as distinct int64 units."""
+    c = codepoints(text)
+    return c[:-1] * _CODEPOINTS + c[1:]
+
+
+def centred_windows(units: np.ndarray, width: int, fill: int = -1) -> np.ndarray:
+    """(n,) -> (n, width): row i is the window of ``width`` units in which unit i sits at offset
+    ``width // 2`` (width 6: 3 before, 2 after), filled with ``fill`` beyond both ends."""
+    if width < 1:
+        raise ValueError(f"window width must be >= 1, got {width}")
+    before = width // 2
+    padded = np.concatenate([np.full(before, fill, np.int64), np.asarray(units, np.int64),
+                             np.full(width - 1 - before, fill, np.int64)])
+    return sliding_window_view(padded, width)
+
+
+def edit_distances(rows: np.ndarray, query: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The Levenshtein distance (unit costs) of every row of ``rows`` (N, w) to ``query`` (m,).
+
+    The dynamic programme runs over the query, one vectorised row per query unit: D[i, j] (query
+    prefix i, row prefix j) = min(D[i-1, j] + 1, D[i-1, j-1] + [q_i != r_j], D[i, j-1] + 1); the
+    chain of insertions along j is a running minimum of D[i, k] - k, plus j."""
+    rows = np.asarray(rows)
+    n, w = rows.shape
+    j = np.arange(w + 1)
+    d = np.broadcast_to(j, (n, w + 1)).copy()  # D[0, j] = j
+    for i, token in enumerate(np.asarray(query), 1):
+        step = np.empty_like(d)
+        step[:, 0] = i
+        step[:, 1:] = np.minimum(d[:, 1:] + 1, d[:, :-1] + (rows != token))
+        d = np.minimum.accumulate(step - j, axis=1) + j
+    return d[:, w]

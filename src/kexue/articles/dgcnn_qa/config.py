@@ -27,27 +27,40 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The 2019 layout (char-only: the optional frozen word2vec input is not available
-    offline, a labelled deviation)."""
+    """Both layouts (``RunConfig.variant`` picks one); characters only: the 2019 optional frozen
+    word2vec input and the 2018 frozen word vectors are not available offline (a labelled
+    deviation; the 2018 model gets a trainable character embedding instead)."""
 
-    width: Positive[int] = 128  # char embedding and conv width
+    width: Positive[int] = 128  # char embedding and conv width (both variants)
     kernel: Positive[int] = 3
+    embedding_dropout: Probability[float] = 0.1
+    # 2019 (spec §3.1)
     question_dilations: tuple[int, ...] = (1, 2, 1)
     passage_dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 1)  # receptive field 65 chars
-    embedding_dropout: Probability[float] = 0.1
     gate_dropout: Probability[float] = 0.1  # dropout on the gate pre-activation
+    # 2018 (spec §3.2): one question block; after the width-changing fusion GLU (d1, w1), blocks
+    # d1, d2, d4 (receptive field 15); the gate pre-activation is multiplied by 1 + U[-0.1, 0.1]
+    question_dilations_2018: tuple[int, ...] = (1,)
+    passage_dilations_2018: tuple[int, ...] = (1, 2, 4)
+    gate_noise: Probability[float] = 0.1
 
 
 @dataclass
 class RunConfig:
+    # "2019": Su's Keras code (spec §3.1, §4.1); "2018": the article's model (E2, §3.2): half-
+    # width text, the 8 hand features (characters and bigrams for his words), position vectors,
+    # 1 + 4 blocks, MLP heads, labels on every answer synonym of the expand file, spans of at
+    # most max_span "words" (a letter or digit counts 1/2)
+    variant: Literal["2019", "2018"] = "2019"
     model: ModelConfig = field(default_factory=ModelConfig)
     epochs: Positive[int] = 120  # Su: 120 epochs, no early stopping, best (EMA) weights kept
     batch_size: Positive[int] = 128
-    lr: Positive[float] = 1e-3  # RAdam
+    optimizer: Literal["radam", "adam"] = "radam"  # 2019: RAdam; 2018: Adam
+    lr: Positive[float] = 1e-3
     lr_low: Positive[float] = 1e-4  # after the drop
     adam_eps: Positive[float] = 1e-7  # Keras K.epsilon()
     # zero-debiased, as Keras 2.2.4's moving_average_update; its horizon is ~10k steps, so
-    # short CPU runs use 0.999 (a labelled deviation)
+    # short CPU runs use 0.999 (a labelled deviation); 0 = the raw weights (2018: no EMA)
     ema_decay: Probability[float] = 0.9999
     focal_alpha: Probability[float] = 0.25  # weights the positive term, as in Su's code
     focal_gamma: NonNegative[float] = 2.0
@@ -64,7 +77,8 @@ class RunConfig:
     crop_min: Positive[int] = 128
     crop_max: Positive[int] = 256
     crop_prob: Probability[float] = 0.5
-    # decoding: probabilities > threshold, spans of at most max_span chars, product score
+    # decoding: probabilities > threshold, spans of at most max_span chars (2018: "words"),
+    # product score
     threshold: Probability[float] = 0.1
     max_span: Positive[int] = 12
     scoring: Literal["product", "sqrt"] = "product"

@@ -1,8 +1,12 @@
-"""Training and evaluation pieces of the 2019 recipe (spec dgcnn_qa §4.1, §4.3).
+"""Training and evaluation pieces of the 2019 recipe (spec dgcnn_qa §4.1, §4.3) and of the 2018
+variant (§3.2, §4.2).
 
 * ``Corpus``: questions and passages encoded once (char ids), with each passage's own answer;
+  for the 2018 variant the texts are converted to half-width first, each question keeps all its
+  answer forms (passage answers and expand-file synonyms) and each passage its 8 hand features;
 * ``training_batch``: one uniformly chosen passage per question, the training crop, and start/end
-  labels on every exact occurrence of that passage's answer in the cropped text;
+  labels on every exact occurrence of that passage's answer in the cropped text (2018: of every
+  answer form of the question, matched on the half-width text);
 * ``focal_loss``: per head, the focal loss of p = σ(head)·σ(global), averaged over the unmasked
   positions of the batch; (start + end) x loss_scale;
 * ``ema``: the zero-debiased weight EMA of Keras 2.2.4 as an ``AveragedModel``;
@@ -13,7 +17,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,11 +26,12 @@ from torch.optim.swa_utils import AveragedModel
 
 from kexue.articles.dgcnn_qa.config import RunConfig
 from kexue.articles.dgcnn_qa.decoding import passage_candidates, vote
+from kexue.articles.dgcnn_qa.features import passage_features
 from kexue.data.qa import Question, answer_spans
 from kexue.errors import UserError
 from kexue.metrics.sogou import Reference, SogouScore, score_predictions
 from kexue.nn.losses import binary_focal_loss, log_sigmoid_product, masked_mean
-from kexue.text import Vocabulary, batch
+from kexue.text import Vocabulary, batch, halfwidth
 
 
 class HeadsCollapsed(UserError, RuntimeError):
@@ -39,23 +44,50 @@ class Corpus:
     qids: list[str]
     questions: list[str]
     question_ids: list[list[int]]
-    passages: list[list[str]]
+    passages: list[list[str]]  # as given (decoded answers are cut from these)
     passage_ids: list[list[list[int]]]
-    answers: list[list[str]]
+    answers: list[list[str]]  # each passage's own answer form
+    variant: str = "2019"
+    # 2018: every answer form of the question (half-width), and (len, 8) features per passage
+    forms: list[tuple[str, ...]] | None = None
+    features: list[list[np.ndarray]] | None = None
 
     @classmethod
-    def encode(cls, questions: Sequence[Question], vocab: Vocabulary) -> Corpus:
-        return cls(
+    def encode(cls, questions: Sequence[Question], vocab: Vocabulary, variant: str = "2019",
+               synonyms: Mapping[str, Sequence[str]] | None = None) -> Corpus:
+        text = halfwidth if variant == "2018" else str  # 2018 converts, 2019 takes raw text
+        corpus = cls(
             qids=[q.id for q in questions],
             questions=[q.question for q in questions],
-            question_ids=[vocab.encode(q.question) for q in questions],
+            question_ids=[vocab.encode(text(q.question)) for q in questions],
             passages=[[p.text for p in q.passages] for q in questions],
-            passage_ids=[[vocab.encode(p.text) for p in q.passages] for q in questions],
+            passage_ids=[[vocab.encode(text(p.text)) for p in q.passages] for q in questions],
             answers=[[p.answer for p in q.passages] for q in questions],
+            variant=variant,
         )
+        if variant == "2018":
+            synonyms = synonyms or {}
+            corpus.forms = [
+                tuple(sorted({halfwidth(a) for a in [*(p.answer for p in q.passages),
+                                                     *synonyms.get(q.id, ())] if a}))
+                for q in questions]
+            # float16: the features lie in [0, 1]; half the memory on the full corpus
+            corpus.features = [[f.astype(np.float16) for f in passage_features(
+                halfwidth(q.question), [halfwidth(p.text) for p in q.passages])]
+                for q in questions]
+        return corpus
 
     def __len__(self) -> int:
         return len(self.qids)
+
+    def label_forms(self, i: int, k: int) -> tuple[str, ...]:
+        """The strings labelled in passage k of question i."""
+        return self.forms[i] if self.forms is not None else (self.answers[i][k],)
+
+    def label_text(self, i: int, k: int) -> str:
+        """The text the labels are matched on: half-width for the 2018 variant."""
+        text = self.passages[i][k]
+        return halfwidth(text) if self.variant == "2018" else text
 
 
 def crop_window(length: int, g: torch.Generator, cfg: RunConfig) -> tuple[int, int]:
@@ -68,33 +100,47 @@ def crop_window(length: int, g: torch.Generator, cfg: RunConfig) -> tuple[int, i
     return 0, min(length, cfg.crop_max)
 
 
-def span_labels(text: str, answer: str) -> tuple[np.ndarray, np.ndarray]:
-    """0/1 start and end labels of every exact, non-overlapping occurrence of ``answer``."""
+def span_labels(text: str, *answers: str) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 start and end labels of every exact, non-overlapping occurrence of each answer."""
     start, end = np.zeros(len(text), np.float32), np.zeros(len(text), np.float32)
-    for i, j in answer_spans(text, answer):
-        start[i], end[j] = 1.0, 1.0
+    for answer in answers:
+        for i, j in answer_spans(text, answer):
+            start[i], end[j] = 1.0, 1.0
     return start, end
+
+
+def _pad_rows(rows: Sequence[np.ndarray], width: int) -> torch.Tensor:
+    """Stack arrays of shape (n_i, ...) into (B, width, ...), zero-filled after each."""
+    return torch.from_numpy(np.stack([
+        np.pad(r, [(0, width - len(r))] + [(0, 0)] * (r.ndim - 1)) for r in rows]))
+
+
+def model_inputs(b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """The model's arguments from a batch: (question, passage[, features])."""
+    return (b["question"], b["passage"]) + ((b["features"],) if "features" in b else ())
 
 
 def training_batch(corpus: Corpus, indices: Sequence[int], g: torch.Generator, cfg: RunConfig
                    ) -> dict[str, torch.Tensor]:
     """Questions ``indices`` with one uniformly chosen, cropped passage each."""
-    questions, passages, starts, ends = [], [], [], []
+    questions, passages, starts, ends, features = [], [], [], [], []
     for i in indices:
         k = int(torch.randint(0, len(corpus.passages[i]), (), generator=g))
-        text = corpus.passages[i][k]
-        a, b = crop_window(len(text), g, cfg)
-        s, e = span_labels(text[a:b], corpus.answers[i][k])
+        a, b = crop_window(len(corpus.passages[i][k]), g, cfg)
+        s, e = span_labels(corpus.label_text(i, k)[a:b], *corpus.label_forms(i, k))
         questions.append(corpus.question_ids[i])
         passages.append(corpus.passage_ids[i][k][a:b])
         starts.append(s)
         ends.append(e)
+        if corpus.features is not None:
+            features.append(corpus.features[i][k][a:b])
     q, _ = batch(questions)
     p, mask = batch(passages)
-    width = p.shape[1]
-    start = torch.from_numpy(np.stack([np.pad(s, (0, width - len(s))) for s in starts]))
-    end = torch.from_numpy(np.stack([np.pad(e, (0, width - len(e))) for e in ends]))
-    return {"question": q, "passage": p, "mask": mask, "start": start, "end": end}
+    out = {"question": q, "passage": p, "mask": mask, "start": _pad_rows(starts, p.shape[1]),
+           "end": _pad_rows(ends, p.shape[1])}
+    if corpus.features is not None:
+        out["features"] = _pad_rows(features, p.shape[1]).float()
+    return out
 
 
 def focal_loss(outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
@@ -148,7 +194,11 @@ def predict(model: torch.nn.Module, corpus: Corpus, cfg: RunConfig
         chunk = flat[lo:lo + cfg.eval_batch_passages]
         q, _ = batch([corpus.question_ids[i] for i, _ in chunk])
         p, mask = batch([corpus.passage_ids[i][k] for i, k in chunk])
-        start, end, global_logit = model(q.to(device), p.to(device))
+        b = {"question": q, "passage": p}
+        if corpus.features is not None:
+            b["features"] = _pad_rows([corpus.features[i][k] for i, k in chunk],
+                                      p.shape[1]).float()
+        start, end, global_logit = model(*(x.to(device) for x in model_inputs(b)))
         gp = torch.sigmoid(global_logit).unsqueeze(1)
         ps, pe = (torch.sigmoid(start) * gp).cpu().numpy(), (torch.sigmoid(end) * gp).cpu().numpy()
         lengths = mask.sum(1).tolist()
@@ -176,7 +226,8 @@ def decode_all(corpus: Corpus, probs, cfg: RunConfig, scoring: str | None = None
     scoring = scoring or cfg.scoring
     answers = {}
     for i, qid in enumerate(corpus.qids):
-        candidates = [passage_candidates(text, s, e, cfg.threshold, cfg.max_span, scoring)
+        candidates = [passage_candidates(text, s, e, cfg.threshold, cfg.max_span, scoring,
+                                         "word2018" if cfg.variant == "2018" else "char")
                       for text, (s, e) in zip(corpus.passages[i], probs[i], strict=True)]
         answers[qid] = vote(candidates)[0]
     return answers

@@ -43,8 +43,8 @@ def evaluate(ctx: RunContext) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     _, _, valid_q, ref, vocab, meta = load_prepared(ctx.data_dir)
-    valid = Corpus.encode(valid_q, vocab)
-    model = build_model(len(vocab), cfg.model).to(ctx.device)
+    valid = Corpus.encode(valid_q, vocab, cfg.variant)
+    model = build_model(len(vocab), cfg.model, cfg.variant).to(ctx.device)
     model.load_state_dict(load_torch(ctx.out_dir / "model.pt", map_location=ctx.device))
     probs = predict(model, valid, cfg)
     scores = {}
@@ -61,6 +61,7 @@ def evaluate(ctx: RunContext) -> dict:
     best = max(history, key=lambda r: (r["val_score"], -r["epoch"]))  # the first maximum
     positions = [x for per_q in probs for s, e in per_q for x in (s, e)]
     return {
+        "variant": cfg.variant,
         "dataset": meta["dataset"],
         "data_label": meta["data_label"],
         "synthetic": meta["synthetic"],
@@ -84,4 +85,14 @@ def evaluate(ctx: RunContext) -> dict:
                                / max(1, sum(len(p) for p in positions))),
         "val_score_history_max": best["val_score"],
         "score_matches_history": math.isclose(main.score, best["val_score"], abs_tol=1e-9),
+        **_metric_check(meta),
     }
+
+
+def _metric_check(meta: dict) -> dict:
+    """E5's counts when prepare checked the metric port on the official files."""
+    check = meta.get("metric_check")
+    if check is None:
+        return {}
+    return {f"metric_{k}": check[k] for k in (
+        "self_test_rows", "self_test_rows_identical", "check_cases", "check_cases_passed")}

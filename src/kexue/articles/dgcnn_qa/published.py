@@ -1,6 +1,8 @@
 """Published numbers: the 2019 code's offline validation score (≈ 0.72, kexue.fm/archives/6906)
 and the 2018 model's leaderboard score (0.7583, kexue.fm/archives/5409, k-fold fusion of the
-word-level model). Comparable only at `full` on the official SogouQA + WebQA data."""
+word-level model). Comparable only at `full` on the official SogouQA + WebQA data. The 2018
+variant (E2) runs with character substitutes for Su's word vectors: an ablation, listed without
+a published number (never compared with 0.76 / 0.7583)."""
 
 from __future__ import annotations
 
@@ -13,11 +15,21 @@ PRODUCT_GAIN = Published(0.01, "article 5409 (product vs sqrt decoding, ≈ +1 p
                          "two-sided", 0.01)
 
 
+def _ablation_2018(results: ArticleResults, run, note: str) -> list[Comparison]:
+    note += "; E2 ablation: the 2018 layout with character substitutes for the word vectors"
+    return [compare(results, run, key, f"E2 (2018 variant): {label}", None, note)
+            for key, label in (("score", "Sogou score"), ("accuracy", "accuracy"),
+                               ("f1", "character F1"))]
+
+
 def comparisons(results: ArticleResults) -> list[Comparison]:
     rows = []
     for run in results.runs.values():
         m = run.first
         note = f"{m['epochs']} epochs; data: {m['data_label']}"
+        if m.get("variant") == "2018":
+            rows += _ablation_2018(results, run, note)
+            continue
         rows += [
             compare(results, run, "score", "Sogou score (2019 model)", SU_2019, note),
             compare(results, run, "score", "Sogou score vs the 2018 leaderboard",
