@@ -48,5 +48,9 @@ class RunConfig:
     mnist_batch: Positive[int] = 100
     mnist_lr: Positive[float] = 1e-3
     n_examples: NonNegative[int] = 3  # example spectra per class in the report
+    # every forward pass (training, validation, test): fp32 as Su's Keras (spec §4: every profile
+    # fp32); bf16 autocasts the convs on CUDA only (a no-op on the CPU) and is never measured
+    # against fp32 here, so a run compared with 0.82 stays fp32
+    precision: Literal["fp32", "bf16"] = "fp32"
     seed: NonNegative[int] = 0
     checkpoint_every: Positive[int] = 100

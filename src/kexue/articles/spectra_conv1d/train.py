@@ -22,7 +22,7 @@ STAGE_STEP_OFFSET = 10**8  # stage 2 draws from other (seed, step) generators th
 
 @torch.no_grad()
 def predict(model: SpectraNet, x: np.ndarray, device: torch.device, batch: int,
-            scale: bool = True) -> np.ndarray:
+            scale: bool = True, precision: str = "fp32") -> np.ndarray:
     """Softmax probabilities (N, classes) in eval mode (no dropout)."""
     was_training = model.training
     model.eval()
@@ -30,7 +30,7 @@ def predict(model: SpectraNet, x: np.ndarray, device: torch.device, batch: int,
     for i in range(0, len(x), batch):
         chunk = np.asarray(x[i: i + batch], dtype=np.float32)
         xb = to_input(chunk) if scale else torch.from_numpy(chunk).unsqueeze(1)
-        with autocast(device, "bf16"):
+        with autocast(device, precision):
             out.append(torch.softmax(model(xb.to(device)).float(), 1).cpu())
     model.train(was_training)
     return torch.cat(out).numpy()
@@ -52,7 +52,7 @@ def _stage(ctx: RunContext, model: SpectraNet, stage: int, data,
         idx = np.sort(sampler(g))  # sorted: a memmap reads in file order (no BatchNorm here)
         xb = to_input(x_train[idx]).to(device)
         yb = torch.from_numpy(y_train[idx]).to(device)
-        with autocast(device, "bf16"):
+        with autocast(device, cfg.precision):
             logits = model(xb, generator=g).float()
         loss = F.cross_entropy(logits, yb) if stage == 1 else score_loss(logits, yb, cfg.loss_eps)
         opt.zero_grad(set_to_none=True)
@@ -61,7 +61,7 @@ def _stage(ctx: RunContext, model: SpectraNet, stage: int, data,
         return {"loss": loss.item()}
 
     def end_of_epoch(epoch: int, row: dict) -> dict:
-        pred = predict(model, x_val, device, cfg.eval_batch).argmax(1)
+        pred = predict(model, x_val, device, cfg.eval_batch, precision=cfg.precision).argmax(1)
         score = macro_f1(y_val, pred)
         best.update(epoch, score, model)  # Keras ModelCheckpoint-like, but a later tie wins
         f1 = per_class_f1(y_val, pred)
@@ -108,7 +108,7 @@ def _train_mnist1d(ctx: RunContext) -> None:
         idx = epoch_permutation(len(x_train), cfg.seed, epoch)[
             i * cfg.mnist_batch: (i + 1) * cfg.mnist_batch]
         xb, yb = x_train[idx].unsqueeze(1).to(device), y_train[idx].to(device)
-        with autocast(device, "bf16"):
+        with autocast(device, cfg.precision):
             logits = model(xb, generator=step_generator(cfg.seed, step)).float()
         loss = F.cross_entropy(logits, yb)
         opt.zero_grad(set_to_none=True)
