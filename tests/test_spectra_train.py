@@ -113,6 +113,34 @@ def test_killed_and_resumed_run_gives_the_same_result(trained, data_dir, tmp_pat
     assert without_wall_time(_history(ctx)) == without_wall_time(_history(ctx_ref))
 
 
+@pytest.mark.parametrize("scores, shipped", [
+    ((0.5, 0.7, 0.6), 1),  # stage 2 below the stage-1 best: stage 1's epoch 2 ships
+    ((0.5, 0.7, 0.7), 2),  # a tie reaches the bar (Keras saves on >=): stage 2 ships
+    ((0.7, 0.5, 0.6), 0),  # stage 2 beats stage 1's last epoch, not its best: epoch 1 ships
+])
+def test_stage_two_ships_only_weights_that_reach_the_stage_one_best(
+        scores, shipped, data_dir, tmp_path, monkeypatch):
+    """Su's stage 2 reuses the stage-1 callback: it saves only a score >= the stage-1 best."""
+    validated, script = [], iter(scores)
+    real_predict = spectra_train.predict
+
+    def recording_predict(model, *args, **kwargs):  # once per epoch: the weights scored
+        validated.append({k: v.clone() for k, v in model.state_dict().items()})
+        return real_predict(model, *args, **kwargs)
+
+    monkeypatch.setattr(spectra_train, "predict", recording_predict)
+    monkeypatch.setattr(spectra_train, "macro_f1", lambda y, pred: next(script))
+    ctx = _ctx(data_dir, tmp_path, **TINY)  # 2 + 1 epochs
+    spectra_train.train(ctx)
+    assert len(validated) == 3
+    assert [float(r["val_macro_f1"]) for r in _history(ctx)] == list(scores)
+    got = load_torch(ctx.out_dir / "model.pt")
+    for i, weights in enumerate(validated):
+        same = all(torch.equal(got[k], weights[k]) for k in got)
+        assert same == (i == shipped), f"epoch {i + 1} of {len(validated)}"
+    assert _evaluate(ctx)["shipped_stage"] == (2 if shipped == 2 else 1)
+
+
 def test_mnist1d_adaptation_runs(data_dir, tmp_path):
     ctx = _ctx(data_dir, tmp_path, run="mnist1d", task="mnist1d", mnist_steps=4, mnist_batch=100)
     spectra_train.train(ctx)

@@ -69,11 +69,13 @@ def _evaluate_spectra(ctx: RunContext) -> dict:
         "epochs1": cfg.epochs1, "epochs2": cfg.epochs2,
         "val_macro_f1_stage1": s1, "best_epoch_stage1": e1,
         "val_macro_f1_stage2": s2, "best_epoch_stage2": e2,
+        # Su's rule: stage 2's weights ship only if they reach the stage-1 best
         "shipped_stage": 2 if s2 >= s1 else 1,
         "eval_set": eval_set, "n_eval": len(y),
         "macro_f1": macro_f1(y, pred),
         "per_class_f1": {c: float(v) for c, v in zip(CLASSES, f1)},
         "confusion": confusion(y, pred).tolist(),  # rows true, columns predicted
+        "constant_spectra": data.meta["constant_spectra"],
         "counts": {"train": data.meta["train_counts"], "val": data.meta["val_counts"],
                    **({"test": data.meta["test_counts"]} if "test_counts" in data.meta else {})},
     }

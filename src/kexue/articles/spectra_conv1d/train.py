@@ -36,14 +36,17 @@ def predict(model: SpectraNet, x: np.ndarray, device: torch.device, batch: int,
     return torch.cat(out).numpy()
 
 
-def _stage(ctx: RunContext, model: SpectraNet, stage: int, data,
-           sampler: ClassMixSampler) -> tuple[LoopResult, Run, KeepBest]:
+def _stage(ctx: RunContext, model: SpectraNet, stage: int, data, sampler: ClassMixSampler,
+           bar: float | None = None) -> tuple[LoopResult, Run, KeepBest]:
+    """One stage; its KeepBest saves only epochs scoring at least ``bar`` (and its own best)."""
     cfg, device = ctx.cfg, ctx.device
     epochs, lr = (cfg.epochs1, cfg.lr1) if stage == 1 else (cfg.epochs2, cfg.lr2)
     run = Run(ctx, f"stage{stage}")
     # A fresh Adam each stage: stage 2 must not inherit stage 1's moments.
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=cfg.adam_eps)
     best = run.keep_best("max")
+    if bar is not None:  # epoch 0: nothing of this stage saved yet (a resume restores its own)
+        best.load_state_dict({"score": bar, "epoch": 0})
     x_train, y_train = data.flux[: data.n_train], data.labels[: data.n_train]
     x_val, y_val = data.flux[data.n_train:], data.labels[data.n_train:]
 
@@ -81,10 +84,11 @@ def _train_spectra(ctx: RunContext) -> None:
     torch.manual_seed(cfg.seed)
     model = build_model("spectra", cfg.model.dropout).to(ctx.device)
     r1, run1, best1 = _stage(ctx, model, 1, data, sampler)
-    # Stage 2 starts from the best stage-1 weights (soft-F1 alone does not converge).
+    # Stage 2 starts from the best stage-1 weights (soft-F1 alone does not converge). Su reuses
+    # the stage-1 callback, so stage 2 saves only weights scoring at least the stage-1 best.
     model.load_state_dict(best1.weights(ctx.device))
-    r2, run2, best2 = _stage(ctx, model, 2, data, sampler)
-    shipped = best2 if best2["score"] >= best1["score"] else best1  # [assumption] ship the better
+    r2, run2, best2 = _stage(ctx, model, 2, data, sampler, bar=best1["score"])
+    shipped = best2 if best2["epoch"] else best1
     rows = ([{"stage": 1, "epoch_total": r["epoch"], **r} for r in r1.history]
             + [{"stage": 2, "epoch_total": r["epoch"] + cfg.epochs1, **r} for r in r2.history])
     weights = shipped.weights(ctx.device)
