@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
+import kexue.articles.nice.train as nice_train
 from conftest import Killed, UniformOnCube, without_wall_time
 from kexue.articles.nice.config import DataConfig, NiceModel, RunConfig
 from kexue.articles.nice.data import load_prepared, prepare, to_unit
 from kexue.articles.nice.evaluate import evaluate
 from kexue.articles.nice.model import Nice, build_model
-import kexue.articles.nice.train as nice_train
 from kexue.articles.nice.train import nll, train
 from kexue.data.embedded import sklearn_digits
 from kexue.io import load_torch
