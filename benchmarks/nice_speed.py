@@ -1,22 +1,26 @@
-"""NICE training speed: seconds per epoch (60,000 MNIST images, batch 128) per configuration.
+"""NICE training speed: seconds per epoch (60,000 MNIST images, batch 128) per configuration
+and precision.
 
     python benchmarks/nice_speed.py [--steps 20] [--device auto]
 
 Times a few real training steps on random 8-bit data and extrapolates to one epoch; the table
-says so. Su reports 11 s/epoch on a GTX 1070 for the article's model (`su`, 5 x 1000).
+says so. Su reports 11 s/epoch on a GTX 1070 for the article's model (`su`, 5 x 1000). The
+precision column is what ran: bf16 autocast exists on CUDA only, so the CPU times fp32 alone.
 """
 
 import argparse
 import math
 import time
+from dataclasses import replace
 
 import torch
 
-from kexue.articles.nice import Nice, RunConfig
-from kexue.training import autocast, pick_device
+from kexue.articles.nice.config import NiceModel, RunConfig
+from kexue.articles.nice.model import build_model
+from kexue.training import autocast, effective_precision, pick_device
 
 CONFIGS = {
-    "default (MNIST, 5x512)": RunConfig(hidden=512),
+    "default (MNIST, 5x512)": RunConfig(model=NiceModel(hidden=512)),
     "full su (5x1000)": RunConfig(),
     "full original (5x1000)": RunConfig(recipe="original"),
 }
@@ -24,7 +28,7 @@ EPOCH_STEPS = math.ceil(60_000 / 128)
 
 
 def steps_per_second(cfg: RunConfig, device: torch.device, steps: int) -> float:
-    model = Nice(784, cfg).to(device)
+    model = build_model(784, cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     x = (torch.randint(0, 256, (cfg.batch_size, 784)) / 255).to(device)
     for i in range(steps + 2):  # two warm-up steps
@@ -32,7 +36,7 @@ def steps_per_second(cfg: RunConfig, device: torch.device, steps: int) -> float:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-        with autocast(device, "bf16" if cfg.amp else "fp32"):
+        with autocast(device, cfg.precision):
             loss = -model.log_prob(x).mean()
         opt.zero_grad()
         loss.backward()
@@ -50,11 +54,12 @@ def main() -> None:
     device = pick_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {name}, threads: {torch.get_num_threads()}, torch {torch.__version__}")
-    print(f"| config | steps/s | s/epoch ({EPOCH_STEPS} steps, extrapolated) |")
-    print("|---|---|---|")
+    print(f"| config | precision | steps/s | s/epoch ({EPOCH_STEPS} steps, extrapolated) |")
+    print("|---|---|---|---|")
     for label, cfg in CONFIGS.items():
-        rate = steps_per_second(cfg, device, args.steps)
-        print(f"| {label} | {rate:.2f} | {EPOCH_STEPS / rate:.1f} |")
+        for precision in sorted({effective_precision(device, p) for p in ("fp32", "bf16")}):
+            rate = steps_per_second(replace(cfg, precision=precision), device, args.steps)
+            print(f"| {label} | {precision} | {rate:.2f} | {EPOCH_STEPS / rate:.1f} |")
 
 
 if __name__ == "__main__":

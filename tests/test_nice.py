@@ -1,10 +1,12 @@
 """NICE maths: invertibility, log-determinant against autograd, bits/dim, the article's size."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
+import kexue.articles.nice.train as nice_train
 from conftest import Killed, UniformOnCube, without_wall_time
 from kexue.articles.nice.config import DataConfig, NiceModel, RunConfig
 from kexue.articles.nice.data import load_prepared, prepare, to_unit
@@ -128,6 +130,7 @@ def test_training_learns_and_ships_the_best_validation_epoch(tmp_path):
     assert metrics["n_test"] == len(x_test) and metrics["complete_data"] is False
     assert metrics["test_bpd"] == pytest.approx(bits_per_dim(metrics["test_nll_nats"], 64, 17))
     assert math.isfinite(metrics["test_bpd"])
+    assert metrics["precision"] == metrics["effective_precision"] == "fp32"  # the default
     from PIL import Image
 
     # 16 samples of 8x8: a 4x4 grid with 1-pixel borders (37 px), upscaled 12x
@@ -158,3 +161,19 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, monkeypatch):
     assert all(torch.equal(a[k], b[k]) for k in a)
     history = [read_history(c.out_dir / "history.csv") for c in (reference, killed)]
     assert without_wall_time(history[0]) == without_wall_time(history[1])
+
+
+def test_precision_is_the_configs_and_only_cuda_runs_bf16(tmp_path, monkeypatch):
+    ctx = _digits_context(tmp_path, "bf16", epochs=1)
+    ctx.cfg = dataclasses.replace(ctx.cfg, precision="bf16")
+    asked, real_autocast = [], nice_train.autocast
+
+    def recording_autocast(device, precision):
+        asked.append(precision)
+        return real_autocast(device, precision)
+
+    monkeypatch.setattr(nice_train, "autocast", recording_autocast)
+    train(ctx)
+    assert asked and set(asked) == {"bf16"}  # every training forward pass
+    metrics = evaluate(ctx)
+    assert (metrics["precision"], metrics["effective_precision"]) == ("bf16", "fp32")  # CPU

@@ -193,15 +193,12 @@ def _break(folder, how):
         victim.write_text(",".join(values[:10] + ["abc"] + values[11:]))
     elif how == "nan":
         victim.write_text(",".join(values[:10] + ["nan"] + values[11:]))
-    elif how == "constant":
-        victim.write_text(",".join(["1.0"] * 2600))
     return victim
 
 
 @pytest.mark.parametrize("how, message", [
     ("missing", "missing spectrum file"), ("length", "expected 2600 values, found 2599"),
-    ("non-numeric", "token 10 \\('abc'\\) is not a number"), ("nan", "NaN/Inf"),
-    ("constant", "constant spectrum")])
+    ("non-numeric", "token 10 \\('abc'\\) is not a number"), ("nan", "NaN/Inf")])
 def test_malformed_spectrum_names_the_file(tmp_path, how, message):
     folder = _tianchi(tmp_path / "tianchi", n_per_class=3)
     victim = _break(folder, how)
@@ -209,6 +206,61 @@ def test_malformed_spectrum_names_the_file(tmp_path, how, message):
         prepare(DataConfig(val_fraction=0.5), _raw(tmp_path, folder), tmp_path / "out",
                 "official")
     assert str(victim) in str(err.value)
+
+
+def _make_constant(folder, names):
+    """Every value of these spectra set to 1.0 (a peer met 84 such spectra in the real data)."""
+    for name in names:
+        (folder / "first_train_data_20180131" / f"{name}.txt").write_text(",".join(["1.0"] * 2600))
+
+
+def _ids(out):
+    return (out / "ids.txt").read_text().split()
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_constant_spectra_are_counted_and_kept_or_dropped(tmp_path, capsys, drop):
+    folder = _tianchi(tmp_path / "tianchi")
+    raw = _raw(tmp_path, folder)
+    prepare(DataConfig(), raw, tmp_path / "reference", "official")
+    ref_ids, n_train = _ids(tmp_path / "reference"), load_prepared(tmp_path / "reference").n_train
+    constant = [ref_ids[2], ref_ids[n_train + 1]]  # one training, one validation spectrum
+    _make_constant(folder, constant)
+    capsys.readouterr()
+    prepare(DataConfig(drop_constant=drop), raw, tmp_path / "out", "official")
+    meta = json.loads((tmp_path / "out" / "data.json").read_text())
+    assert meta["constant_spectra"] == {"found": 2, "train": 1, "validation": 1,
+                                        "drop_constant": drop, "first_ids": constant}
+    assert "2 of 60 spectra are constant" in capsys.readouterr().err
+    data, ids = load_prepared(tmp_path / "out"), _ids(tmp_path / "out")
+    assert data.flux.shape[0] == len(ids) == len(data.labels)
+    if not drop:  # Su's script: every file is used, the split is unchanged
+        assert ids == ref_ids and data.n_train == n_train
+        assert all(np.ptp(data.flux[ids.index(c)]) == 0 for c in constant)
+        return
+    # dropped: the other spectra keep their side of the split, in the same order
+    assert ids[: data.n_train] == [i for i in ref_ids[:n_train] if i not in constant]
+    assert ids[data.n_train:] == [i for i in ref_ids[n_train:] if i not in constant]
+    assert (np.ptp(np.asarray(data.flux), axis=1) > 0).all()
+    reference = load_prepared(tmp_path / "reference")
+    kept = [ref_ids.index(i) for i in ids]
+    assert np.array_equal(data.flux, reference.flux[kept])
+    assert np.array_equal(data.labels, reference.labels[kept])
+
+
+def test_constant_synthetic_spectrum_is_dropped_from_memory(tmp_path):
+    raw = tmp_path / "raw"
+    synthetic.generate_dataset(raw, n_train_val=200, n_test=40)
+    tv = dict(np.load(raw / "train_val.npz"))
+    tv["flux"][5] = 3.0
+    np.savez(raw / "train_val.npz", **tv)
+    prepare(DataConfig(drop_constant=True), {"synthetic_spectra": raw}, tmp_path / "out",
+            "embedded")
+    meta = json.loads((tmp_path / "out" / "data.json").read_text())
+    assert meta["constant_spectra"]["found"] == 1
+    assert meta["constant_spectra"]["first_ids"] == ["5"]
+    assert "5" not in _ids(tmp_path / "out") and meta["n_train"] + meta["n_val"] == 199
+    assert (np.ptp(np.load(tmp_path / "out" / "flux.npy"), axis=1) > 0).all()
 
 
 def test_unknown_label_names_the_index_file(tmp_path):

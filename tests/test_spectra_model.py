@@ -88,10 +88,15 @@ def test_score_loss_against_hand_computed_value():
     assert score_loss(torch.log(p), y).item() == pytest.approx(1.16177245, abs=1e-5)
 
 
-def test_score_loss_at_perfect_prediction_is_slightly_negative():
-    y = torch.tensor([0, 1, 2, 3, 0, 0])
+def test_score_loss_puts_epsilon_on_every_element_of_the_masked_batch():
+    y = torch.tensor([0, 1, 2, 3, 0, 0])  # B = 6, class counts 3, 1, 1, 1
     loss = score_loss(60 * torch.nn.functional.one_hot(y, 4).float(), y).item()
-    assert loss == pytest.approx(-math.log(1 + 1e-7), abs=1e-6)
+    # Su's Keras sums (y_c + p_c + ε) over the whole masked (B, 4) tensor: 4·B·ε per class,
+    # so at p = y the loss is (B·ε/2)·Σ_c 1/n_c − ε = 3e-7·(1/3 + 3) − 1e-7 = 9e-7 (spec §4);
+    # one ε per row (B·ε) would give 1.5e-7
+    per_class = [n / (2 * n + 4 * 6 * 1e-7) for n in (3, 1, 1, 1)]
+    assert loss == pytest.approx(-math.log(0.5 * sum(per_class) + 1e-7), abs=5e-8)
+    assert loss == pytest.approx(9e-7, abs=5e-8)
 
 
 def test_score_loss_has_finite_gradients():

@@ -69,6 +69,8 @@ def test_two_stages_train_and_evaluate(trained):
     assert [(r["stage"], r["epoch"]) for r in rows] == [("1", "1"), ("1", "2"), ("2", "1")]
     assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])  # cross-entropy falls
     assert m["parameters"] == 748_324 and m["eval_set"] == "test" and m["n_eval"] == 100
+    assert m["precision"] == m["effective_precision"] == "fp32"  # the default, as Su's Keras
+    assert m["constant_spectra"]["found"] == 0  # the generator never makes one
     assert m["synthetic"] and m["data_label"].startswith("synthetic")
     assert m["macro_f1"] > 0.25  # all-star would give 0.23, uniform guessing about 0.16
     for stage in (1, 2):  # each stage's best validation epoch, read back from the history
@@ -111,6 +113,49 @@ def test_killed_and_resumed_run_gives_the_same_result(trained, data_dir, tmp_pat
     ref, got = (load_torch(c.out_dir / "model.pt") for c in (ctx_ref, ctx))
     assert all(torch.equal(ref[k], got[k]) for k in ref)
     assert without_wall_time(_history(ctx)) == without_wall_time(_history(ctx_ref))
+
+
+@pytest.mark.parametrize("scores, shipped", [
+    ((0.5, 0.7, 0.6), 1),  # stage 2 below the stage-1 best: stage 1's epoch 2 ships
+    ((0.5, 0.7, 0.7), 2),  # a tie reaches the bar (Keras saves on >=): stage 2 ships
+    ((0.7, 0.5, 0.6), 0),  # stage 2 beats stage 1's last epoch, not its best: epoch 1 ships
+])
+def test_stage_two_ships_only_weights_that_reach_the_stage_one_best(
+        scores, shipped, data_dir, tmp_path, monkeypatch):
+    """Su's stage 2 reuses the stage-1 callback: it saves only a score >= the stage-1 best."""
+    validated, script = [], iter(scores)
+    real_predict = spectra_train.predict
+
+    def recording_predict(model, *args, **kwargs):  # once per epoch: the weights scored
+        validated.append({k: v.clone() for k, v in model.state_dict().items()})
+        return real_predict(model, *args, **kwargs)
+
+    monkeypatch.setattr(spectra_train, "predict", recording_predict)
+    monkeypatch.setattr(spectra_train, "macro_f1", lambda y, pred: next(script))
+    ctx = _ctx(data_dir, tmp_path, **TINY)  # 2 + 1 epochs
+    spectra_train.train(ctx)
+    assert len(validated) == 3
+    assert [float(r["val_macro_f1"]) for r in _history(ctx)] == list(scores)
+    got = load_torch(ctx.out_dir / "model.pt")
+    for i, weights in enumerate(validated):
+        same = all(torch.equal(got[k], weights[k]) for k in got)
+        assert same == (i == shipped), f"epoch {i + 1} of {len(validated)}"
+    assert _evaluate(ctx)["shipped_stage"] == (2 if shipped == 2 else 1)
+
+
+def test_precision_is_the_configs_in_every_forward_pass(data_dir, tmp_path, monkeypatch):
+    asked, real_autocast = [], spectra_train.autocast
+
+    def recording_autocast(device, precision):
+        asked.append(precision)
+        return real_autocast(device, precision)
+
+    monkeypatch.setattr(spectra_train, "autocast", recording_autocast)
+    ctx = _ctx(data_dir, tmp_path, **{**TINY, "epochs1": 1, "epochs2": 1}, precision="bf16")
+    spectra_train.train(ctx)
+    assert len(asked) == 2 * 4 + 2 * 1 and set(asked) == {"bf16"}  # 8 steps, 2 validations
+    m = _evaluate(ctx)
+    assert (m["precision"], m["effective_precision"]) == ("bf16", "fp32")  # on the CPU
 
 
 def test_mnist1d_adaptation_runs(data_dir, tmp_path):

@@ -9,7 +9,7 @@ from kexue.metrics.likelihood import bits_per_dim
 from kexue.nn import parameter_count
 from kexue.plots import save_image_grid, to_uint8
 from kexue.rng import named_generator
-from kexue.training import RunContext, read_history
+from kexue.training import RunContext, effective_precision, read_history
 
 from .data import load_prepared
 from .model import build_model
@@ -42,6 +42,8 @@ def evaluate(ctx: RunContext) -> dict:
         "n_test": meta["n_test"],
         "parameters": parameter_count(model),
         "epochs": cfg.epochs,
+        "precision": cfg.precision,  # asked for; effective_precision is what training used
+        "effective_precision": effective_precision(ctx.device, cfg.precision),
         "best_epoch": int(best["epoch"]),
         "val_nll_nats": best["val_nll"],
         "test_nll_nats": test,

@@ -47,7 +47,7 @@ def train(ctx: RunContext) -> None:
         if cfg.recipe == "su":
             noise = noise * cfg.su_noise
         x = to_unit(x_train[idx], meta["n_levels"], cfg.recipe, noise).to(ctx.device)
-        with autocast(ctx.device, "bf16" if cfg.amp else "fp32"):
+        with autocast(ctx.device, cfg.precision):
             loss = -model.log_prob(x).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -4,12 +4,13 @@ Processed layout (``data/processed/spectra_conv1d/``): ``flux.npy`` float32 (n, 
 flux units (the model divides by 100), rows in split order, the first ``n_train`` are train and
 the rest validation; ``labels.npy``; ``ids.txt`` (original ids); ``test_flux.npy`` and
 ``test_labels.npy`` (synthetic only: the competition test sets are unlabelled); ``mnist1d.npz``;
-``data.json`` (provenance, counts per class, sizes).
+``data.json`` (provenance, counts per class, sizes, constant spectra found).
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,51 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
+def constant_rows(flux: np.ndarray) -> np.ndarray:
+    """Indices of the rows whose values are all equal."""
+    return np.flatnonzero(np.ptp(flux, axis=1) == 0)
+
+
+def _keep_rows(path: Path, keep: np.ndarray) -> None:
+    """Rewrite an (n, 2600) .npy with only the rows ``keep``, in chunks (the full set is ~4 GB)."""
+    src = np.load(path, mmap_mode="r", allow_pickle=False)
+    with atomic_path(path) as tmp:
+        dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=src.dtype,
+                                        shape=(len(keep), src.shape[1]))
+        for i in range(0, len(keep), 4096):
+            dst[i: i + 4096] = src[keep[i: i + 4096]]
+        dst.flush()
+        del dst
+    del src
+
+
+def _constant_spectra(d: dict, cfg: DataConfig, out: Path) -> dict:
+    """Count the constant spectra among train + validation and warn; with
+    ``cfg.drop_constant``, drop them from ``d`` (and ``flux.npy``) keeping the split of the
+    others. Returns the record for data.json."""
+    constant, n_train, total = d["constant"], d["n_train"], len(d["labels"])
+    record = {"found": len(constant), "train": int((constant < n_train).sum()),
+              "validation": int((constant >= n_train).sum()),
+              "drop_constant": cfg.drop_constant,
+              "first_ids": [str(i) for i in d["ids"][constant[:10]]]}
+    if not len(constant):
+        return record
+    if cfg.drop_constant:
+        keep = np.setdiff1d(np.arange(total), constant)
+        if d["flux"] is None:  # the Tianchi flux is already on disk
+            _keep_rows(out / "flux.npy", keep)
+        else:
+            d["flux"] = d["flux"][keep]
+        d["labels"], d["ids"] = d["labels"][keep], d["ids"][keep]
+        d["n_train"] = n_train - record["train"]
+    more = ", ..." if len(constant) > 10 else ""
+    print(f"warning: {len(constant)} of {total} spectra are constant (ids "
+          f"{', '.join(record['first_ids'])}{more}): "
+          f"{'dropped' if cfg.drop_constant else 'kept, as Su does'} "
+          f"(data.drop_constant={cfg.drop_constant})", file=sys.stderr)
+    return record
+
+
 def _counts(labels: np.ndarray) -> dict[str, int]:
     return {c: int((labels == i).sum()) for i, c in enumerate(CLASSES)}
 
@@ -84,6 +130,7 @@ def _synthetic(cfg: DataConfig, raw_dir: Path, out: Path) -> dict:
     _save_npy(out / "test_flux.npy", test_flux.astype(np.float32))
     _save_npy(out / "test_labels.npy", test_labels.astype(np.int64))
     return {"flux": flux, "labels": labels[order], "ids": order.astype(str), "n_train": n_train,
+            "constant": constant_rows(flux),
             "meta": {"data_label": SYNTHETIC_LABEL, "synthetic": True, "generator": gen,
                      **snr, "test_counts": _counts(test_labels), "n_test": int(test_n)},
             "test_labels": test_labels}
@@ -103,15 +150,18 @@ def _tianchi(cfg: DataConfig, raw_dir: Path, out: Path) -> dict:
     with atomic_path(path) as tmp:  # written row by row: the full set is ~4 GB
         flux = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
                                          shape=(len(order), N_PIX))
-        kinds = set()
+        kinds, constant = set(), []
         for k, i in enumerate(order):
             spectrum = loaders.spectrum_path(data_dir, ids[i])
             kinds.add("fits" if ".fits" in spectrum.name else "txt")
             flux[k] = loaders.read_spectrum(spectrum)
+            if np.ptp(flux[k]) == 0:
+                constant.append(k)
         flux.flush()
         del flux
     return {"flux": None, "labels": all_labels[order], "ids": np.array(ids)[order],
-            "n_train": n_train, "test_labels": None,
+            "n_train": n_train, "constant": np.array(constant, dtype=np.int64),
+            "test_labels": None,
             "meta": {"data_label": TIANCHI_LABEL if kinds == {"txt"} else FITS_LABEL,
                      "synthetic": False, "folder": str(folder),
                      "index": cfg.tianchi_index, "index_sha256": pooch.file_hash(str(index), alg="sha256"),
@@ -127,6 +177,7 @@ def prepare(cfg: DataConfig, raw: dict[str, Path], out: Path, source: str) -> No
         d = _tianchi(cfg, Path(raw["tianchi_spectra"]), out)
     else:
         raise ValueError(f"unknown data source {source!r}")
+    constant = _constant_spectra(d, cfg, out)
     labels, n_train = d["labels"], d["n_train"]
     _require_all_classes(labels[n_train:], "the validation set")
     if d["test_labels"] is not None:
@@ -146,6 +197,7 @@ def prepare(cfg: DataConfig, raw: dict[str, Path], out: Path, source: str) -> No
         **d["meta"], "source": source, "classes": list(CLASSES), "grid": GRID_NOTE,
         "flux_units": "raw flux; the network input is flux / 100",
         "n_train": n_train, "n_val": int(len(labels) - n_train), "split_seed": cfg.split_seed,
+        "constant_spectra": constant,
         "train_counts": train_counts, "val_counts": _counts(labels[n_train:])})
 
 

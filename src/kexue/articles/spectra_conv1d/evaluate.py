@@ -12,7 +12,7 @@ from kexue.io import load_torch
 from kexue.metrics.classification import confusion, macro_f1, per_class_f1
 from kexue.nn import parameter_count
 from kexue.plots import confusion_figure, save_figure
-from kexue.training import RunContext, read_history
+from kexue.training import RunContext, effective_precision, read_history
 
 from .data import load_prepared
 from .model import build_model
@@ -23,6 +23,12 @@ def _load_model(ctx: RunContext, task: str):
     model = build_model(task, ctx.cfg.model.dropout).to(ctx.device)
     model.load_state_dict(load_torch(Path(ctx.out_dir) / "model.pt", map_location=ctx.device))
     return model.eval()
+
+
+def _precision(ctx: RunContext) -> dict:
+    """The precision asked for and the one training and evaluation really used."""
+    return {"precision": ctx.cfg.precision,
+            "effective_precision": effective_precision(ctx.device, ctx.cfg.precision)}
 
 
 def _stage_best(history: list[dict], stage: int) -> tuple[float, int]:
@@ -40,7 +46,7 @@ def _evaluate_spectra(ctx: RunContext) -> dict:
         eval_set, x, y = "test", data.test_flux, data.test_labels
     else:  # the competition's test sets are unlabelled: report the validation split
         eval_set, x, y = "validation", data.flux[data.n_train:], data.labels[data.n_train:]
-    prob = predict(model, x, ctx.device, ctx.cfg.eval_batch)
+    prob = predict(model, x, ctx.device, ctx.cfg.eval_batch, precision=ctx.cfg.precision)
     pred = prob.argmax(1)
     f1 = per_class_f1(y, pred)
     out = Path(ctx.out_dir) / "artifacts"
@@ -58,15 +64,18 @@ def _evaluate_spectra(ctx: RunContext) -> dict:
         "grid": data.meta["grid"],
         "classes": list(CLASSES),
         "parameters": parameter_count(model),
+        **_precision(ctx),
         "batch_mix": cfg.batch_mix, "steps_per_epoch": cfg.steps_per_epoch,
         "epochs1": cfg.epochs1, "epochs2": cfg.epochs2,
         "val_macro_f1_stage1": s1, "best_epoch_stage1": e1,
         "val_macro_f1_stage2": s2, "best_epoch_stage2": e2,
+        # Su's rule: stage 2's weights ship only if they reach the stage-1 best
         "shipped_stage": 2 if s2 >= s1 else 1,
         "eval_set": eval_set, "n_eval": len(y),
         "macro_f1": macro_f1(y, pred),
         "per_class_f1": {c: float(v) for c, v in zip(CLASSES, f1)},
         "confusion": confusion(y, pred).tolist(),  # rows true, columns predicted
+        "constant_spectra": data.meta["constant_spectra"],
         "counts": {"train": data.meta["train_counts"], "val": data.meta["val_counts"],
                    **({"test": data.meta["test_counts"]} if "test_counts" in data.meta else {})},
     }
@@ -75,7 +84,8 @@ def _evaluate_spectra(ctx: RunContext) -> dict:
 def _evaluate_mnist1d(ctx: RunContext) -> dict:
     d = np.load(Path(ctx.data_dir) / "mnist1d.npz", allow_pickle=False)
     model = _load_model(ctx, "mnist1d")
-    pred = predict(model, d["x_test"], ctx.device, ctx.cfg.eval_batch, scale=False).argmax(1)
+    pred = predict(model, d["x_test"], ctx.device, ctx.cfg.eval_batch, scale=False,
+                   precision=ctx.cfg.precision).argmax(1)
     cm = confusion(d["y_test"], pred, 10)
     _plot_confusion(cm, [str(i) for i in range(10)], Path(ctx.out_dir) / "artifacts" /
                     "confusion.png", "MNIST-1D test set (adapted network)")
@@ -86,6 +96,7 @@ def _evaluate_mnist1d(ctx: RunContext) -> dict:
         "profile": ctx.profile,
         "adaptation": "8 blocks, same widths, 3 max-pools (40 -> 5), no /100, 10-way head",
         "parameters": parameter_count(model),
+        **_precision(ctx),
         "steps": ctx.cfg.mnist_steps, "batch": ctx.cfg.mnist_batch,
         "n_test": len(pred),
         "test_accuracy": float((pred == d["y_test"]).mean()),

@@ -93,12 +93,14 @@ def build_model(task: str, dropout: float = 0.5) -> SpectraNet:
 
 
 def score_loss(logits: torch.Tensor, y: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """Su's soft macro-F1 loss: -log(sum_c ½ Σ_i y p / Σ_i (y + p + ε) + ε).
+    """Su's soft macro-F1 loss: -log(Σ_c ½ Σ_i y_ic p_ic / (Σ_i (y_ic + p_ic) + B·C·ε) + ε).
 
-    One ε per element inside the denominator sum, one before the log; ½ = (1/4)·2, so the
-    argument is the soft 4-class macro-F1. At p = y the loss is -log(1 + ε) < 0.
+    Su masks y and p to column c but sums the whole (B, C) tensor with ε added to every
+    element, so the inner ε enters B·C times per class (spec §4); one ε before the log.
+    ½ = (1/4)·2: the argument is the soft 4-class macro-F1. At p = y the loss is
+    (B·ε/2)·Σ_c 1/n_c − ε for C = 4, slightly above 0.
     """
     p = torch.softmax(logits.float(), dim=1)
     onehot = F.one_hot(y, p.shape[1]).to(p.dtype)
-    per_class = (onehot * p).sum(0) / (onehot + p + eps).sum(0)
+    per_class = (onehot * p).sum(0) / ((onehot + p).sum(0) + eps * p.numel())
     return -torch.log(0.5 * per_class.sum() + eps)
