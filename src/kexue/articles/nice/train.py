@@ -32,8 +32,9 @@ def train(ctx: RunContext) -> None:
     x_train, meta = load_prepared(ctx.data_dir, "train")
     x_val, _ = load_prepared(ctx.data_dir, "val")
     model = build_model(meta["dims"], cfg).to(ctx.device)
+    # fused: one kernel for every parameter tensor (ours/peer 0.83 against 0.95, README Speed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.adam_beta2),
-                           eps=cfg.adam_eps)
+                           eps=cfg.adam_eps, fused=True)
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     run = Run(ctx)
     const = 0.5 * meta["dims"] * math.log(2 * math.pi)  # Su's loss omits it

@@ -43,7 +43,8 @@ def _stage(ctx: RunContext, model: SpectraNet, stage: int, data, sampler: ClassM
     epochs, lr = (cfg.epochs1, cfg.lr1) if stage == 1 else (cfg.epochs2, cfg.lr2)
     run = Run(ctx, f"stage{stage}")
     # A fresh Adam each stage: stage 2 must not inherit stage 1's moments.
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=cfg.adam_eps)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=cfg.adam_eps,
+                           fused=True)
     best = run.keep_best("max")
     if bar is not None:  # epoch 0: nothing of this stage saved yet (a resume restores its own)
         best.load_state_dict({"score": bar, "epoch": 0})
@@ -103,7 +104,7 @@ def _train_mnist1d(ctx: RunContext) -> None:
     x_train, y_train = torch.from_numpy(d["x_train"]).float(), torch.from_numpy(d["y_train"])
     torch.manual_seed(cfg.seed)
     model = build_model("mnist1d", cfg.model.dropout).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.mnist_lr, eps=cfg.adam_eps)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.mnist_lr, eps=cfg.adam_eps, fused=True)
     steps_per_epoch = math.ceil(len(x_train) / cfg.mnist_batch)
     run = Run(ctx, "mnist1d")
 
