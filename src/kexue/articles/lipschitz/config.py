@@ -8,6 +8,7 @@ from typing import Literal
 from kexue.config import NonNegative, Positive, Probability
 from kexue.data.images import ImageOptions
 from kexue.errors import ConfigError
+from kexue.resources import JobResources
 
 
 @dataclass
@@ -111,3 +112,9 @@ class RunConfig:
                 raise ConfigError("classifier.batch_sizes: give at least one positive size")
         elif not self.gan.datasets:
             raise ConfigError("gan.iterations: give {dataset: G iterations}, at least one > 0")
+
+
+# Cluster requests (kexue.resources): at `full`, Part B holds CelebA's 162,770 training images
+# at 64x64 as float32 in [-1, 1] (8.0 GB) beside their uint8 copy (2.0 GB) in prepare, and the
+# FID curve's statistics in train; other profiles fit the defaults (peak 0.6 GB at `default`).
+RESOURCES = {"full": JobResources(mem_mb=24_000, runtime=48 * 60)}
