@@ -50,6 +50,23 @@ def test_dvc_yaml_is_generated_from_params():
     assert dvcgen.check_dvc_yaml(REPO / "params.yaml", REPO / "dvc.yaml") == 0
 
 
+def test_dvc_yaml_is_rendered_again_only_when_its_inputs_change(tmp_path, monkeypatch):
+    params, target = tmp_path / "params.yaml", tmp_path / "dvc.yaml"
+    shutil.copy(REPO / "params.yaml", params)
+    dvcgen.sync_dvc_yaml(params, target)
+    assert dvcgen.check_dvc_yaml(params, target) == 0
+
+    def must_not_render(_):
+        raise AssertionError("rendered although nothing changed")
+
+    monkeypatch.setattr(dvcgen, "_wanted", must_not_render)
+    dvcgen.sync_dvc_yaml(params, target)  # the digest matches: nothing rendered
+    monkeypatch.undo()
+    _set_params(tmp_path, profile="smoke")
+    dvcgen.sync_dvc_yaml(params, target)
+    assert "train--smoke-embedded--" in target.read_text()
+
+
 def test_fresh_clone_plans_every_stage_of_every_article(tmp_path):
     """What `make run` does in a new clone: every job, training included, and nothing that
     git holds makes Snakemake skip one."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import hashlib
 import os
 import shutil
 import subprocess
@@ -147,11 +148,29 @@ def write_dvc_yaml(params_path: str | os.PathLike = "params.yaml",
     write_bytes(path, _wanted(params_path).encode())
 
 
+def _inputs_digest(params_path: str | os.PathLike, path: Path) -> str:
+    """sha256 over everything dvc.yaml is rendered from (params.yaml, the package's sources)
+    and over dvc.yaml itself: unchanged, the rendering (2 s of every Snakemake start) is
+    skipped."""
+    digest = hashlib.sha256()
+    for f in [Path(params_path), path, *sorted((SRC / "kexue").rglob("*.py"))]:
+        digest.update(str(f).encode() + b"\0" + (f.read_bytes() if f.exists() else b""))
+    return digest.hexdigest()
+
+
 def sync_dvc_yaml(params_path: str | os.PathLike = "params.yaml",
                   path: Path = Path("dvc.yaml")) -> None:
-    """Rewrite dvc.yaml only when params.yaml (or the code layout) changed what it says."""
+    """Rewrite dvc.yaml only when params.yaml (or the code layout) changed what it says; the
+    digest of what it was last checked against lives in .snakemake/ (never tracked)."""
+    from kexue.io import write_bytes
+
+    stamp = path.parent / ".snakemake" / "kexue-dvc-yaml.sha256"
+    if stamp.exists() and stamp.read_text() == _inputs_digest(params_path, path):
+        return
     if not path.exists() or path.read_text() != _wanted(params_path):
         write_dvc_yaml(params_path, path)
+    stamp.parent.mkdir(exist_ok=True)
+    write_bytes(stamp, _inputs_digest(params_path, path).encode())
 
 
 def check_dvc_yaml(params_path: str | os.PathLike = "params.yaml",
