@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import nn
 
-from kexue.data.toy2d import ring
 from kexue.gan.saturation import discriminator_saturation
 from kexue.gan.step import AlternatingGAN, SampledBatches, Schedule
 from kexue.training import Checkpointer, fit
