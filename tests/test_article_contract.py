@@ -1,6 +1,6 @@
 """The contract every registered article keeps (docs/architecture.md): the package shape and
-interface, its notebook, its params for every profile, a tiny train -> kill -> resume that ends
-with bit-identical weights, evaluate writing metrics and artifacts, the report rendering."""
+interface, its notebook, its params for every profile, a tiny train killed twice and resumed
+that ends with bit-identical weights, evaluate writing metrics and artifacts, the report rendering."""
 
 import ast
 import dataclasses
@@ -65,17 +65,18 @@ def test_every_profile_has_runs_with_a_model_config(article):
             assert nested and hasattr(cfg, "seed"), f"{article}/{run}: no model config"
 
 
-def _fit_killed_once(monkeypatch, ckpt_root):
-    """Make the next training raise Killed one step after its first checkpoint is written."""
+def _fit_killed_twice(monkeypatch, ckpt_root):
+    """Make the next two trainings raise Killed: the first two steps after its first checkpoint
+    is written, the resumed one three steps after it resumed (past the first kill's point)."""
     real_fit = training.fit
-    state = {"armed": True, "killed": False, "steps_after": 0}
+    state = {"kills": 0, "steps_after": 0}
 
     def fit(*, train_step, **kwargs):
         def step(s):
-            if state["armed"] and any(ckpt_root.rglob("last.pt")):
+            if state["kills"] < 2 and any(ckpt_root.rglob("last.pt")):
                 state["steps_after"] += 1
-                if state["steps_after"] == 2:
-                    state.update(armed=False, killed=True)
+                if state["steps_after"] == 2 + state["kills"]:
+                    state.update(kills=state["kills"] + 1, steps_after=0)
                     raise Killed
             return train_step(s)
 
@@ -125,11 +126,12 @@ def test_train_kill_resume_evaluate_report(article, tmp_path, monkeypatch):
     reference_history = _history(ctx.out_dir / "history.csv")
     shutil.rmtree(ctx.out_dir)
 
-    state = _fit_killed_once(monkeypatch, ctx.ckpt_dir)
-    with pytest.raises(Killed):
-        stages.train(params, article, run, None, 1)
-    assert state["killed"] and not (ctx.out_dir / "model.pt").exists()
-    stages.train(params, article, run, None, 1)  # resumes from the checkpoint
+    state = _fit_killed_twice(monkeypatch, ctx.ckpt_dir)
+    for kill in (1, 2):
+        with pytest.raises(Killed):
+            stages.train(params, article, run, None, 1)  # the second resumes, then dies
+        assert state["kills"] == kill and not (ctx.out_dir / "model.pt").exists()
+    stages.train(params, article, run, None, 1)  # resumes from the last checkpoint
     resumed = _weights(ctx.out_dir / "model.pt")
     reference, resumed = _flatten(reference), _flatten(resumed)
     assert reference.keys() == resumed.keys()

@@ -476,9 +476,24 @@ def _keyword(call: ast.Call, name: str):
 @faults("Scans: unpickling and shell injection")
 def test_scan_every_np_load_refuses_pickles():
     calls = [(f, n, c) for f, n, c in _calls("load") if c.func.value.id in ("np", "numpy")]
-    assert len(calls) >= 10
+    assert len(calls) >= 2
     bad = [f"{f}:{n}" for f, n, c in calls if _keyword(c, "allow_pickle") is not False]
     assert bad == [], f"np.load without allow_pickle=False: {bad}"
+
+
+# still reading with a raw np.load (allow_pickle=False, but no file name in the error): their
+# data.py is being edited on another branch; remove them here once they use load_npz
+RAW_NP_LOAD_PENDING = {"fgan", "lipschitz"}
+
+
+@faults("Scans: unpickling and shell injection")
+def test_scan_articles_read_arrays_through_the_checked_loaders():
+    """Articles read .npz/.npy through kexue.data.embedded.load_npz/load_npy, whose errors name
+    the file and the member; a raw np.load would give numpy's anonymous message."""
+    raw = [f"{f}:{n}" for f, n, c in _calls("load") if c.func.value.id in ("np", "numpy")
+           and f.parts[:3] == ("src", "kexue", "articles")
+           and f.parts[3] not in RAW_NP_LOAD_PENDING]
+    assert raw == [], f"raw np.load in articles (use load_npz/load_npy): {raw}"
 
 
 @faults("Scans: unpickling and shell injection")

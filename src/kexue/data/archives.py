@@ -33,7 +33,13 @@ def unsafe_reason(name: str) -> str | None:
     return None
 
 
-def check_zip(zf: zipfile.ZipFile, source: str) -> None:
+def check_zip(zf: zipfile.ZipFile, source: str, max_total: int | None = None) -> None:
+    """Every entry is safe; with ``max_total``, the declared uncompressed sizes add up to at most
+    that many bytes (zipfile never inflates a member past its declared size)."""
+    total = sum(info.file_size for info in zf.infolist())
+    if max_total is not None and total > max_total:
+        raise DataError(f"{source}: declares {total:,} bytes uncompressed, more than the "
+                        f"{max_total:,} allowed (a zip bomb?); refusing to read the archive")
     for info in zf.infolist():
         reason = unsafe_reason(info.filename)
         mode = info.external_attr >> 16

@@ -58,6 +58,26 @@ def load_npz(path: str | os.PathLike,
         raise DataError(f"{path}: not a valid .npz file ({e})") from None
 
 
+def load_npy(path: str | os.PathLike, kinds: str, ndim: int, mmap: bool = False) -> np.ndarray:
+    """One ``.npy`` array, never unpickled, checked like a member of :func:`load_npz`
+    (``mmap``: memory-mapped read-only, for sets larger than memory); a broken or unexpected
+    file is a ``DataError`` naming it."""
+    from kexue.errors import DataError
+
+    try:
+        a = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{path}: not a valid .npy file ({e})") from None
+    if not isinstance(a, np.ndarray):
+        raise DataError(f"{path}: not a valid .npy file (an .npz archive)")
+    if a.dtype.kind not in kinds or a.ndim != ndim:
+        raise DataError(f"{path}: {a.dtype} of shape {a.shape}; expected {ndim} dimensions of "
+                        f"dtype kind {'/'.join(kinds)}")
+    return a
+
+
 def sklearn_digits(dest: Path) -> None:
     """``digits.npz``: images uint8 (1797, 8, 8), values 0..16; labels int64 (1797,)."""
     from sklearn.datasets import load_digits

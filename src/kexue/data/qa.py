@@ -18,11 +18,12 @@ passage: ``""`` when the passage has no answer, otherwise the form that occurs i
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kexue.data.archives import read_zip_member
+from kexue.data.archives import check_zip, read_zip_member
 from kexue.errors import DataError
 from kexue.io import atomic_path
 
@@ -122,19 +123,32 @@ class AnnotatedSet:
     dropped: int  # rows whose answer does not occur in the evidence
 
 
+MAX_XLSX_BYTES = 256 << 20  # uncompressed; each annotated set is a few MB
+
+
 def read_webqa_annotated_xlsx(path: Path, id_prefix: str) -> AnnotatedSet:
     """The mirror's ``test_ann.xlsx`` / ``validation_ann.xlsx``: one positive evidence per row;
-    the row's answer is the passage's answer (and, for the metric, the only expand variant)."""
+    the row's answer is the passage's answer (and, for the metric, the only expand variant).
+    The workbook (a zip of XML files) is checked as an untrusted archive before openpyxl opens
+    it; openpyxl parses through defusedxml, which refuses entity expansion."""
     import openpyxl  # only this reader needs it
 
     try:
+        with zipfile.ZipFile(path) as zf:
+            check_zip(zf, str(path), max_total=MAX_XLSX_BYTES)
         wb = openpyxl.load_workbook(path, read_only=True)
-    except (OSError, ValueError, KeyError) as e:
-        raise DataError(f"{path}: not a readable xlsx workbook ({e})") from None
-    try:
-        rows = list(wb.active.iter_rows(values_only=True))
-    finally:
-        wb.close()
+        try:
+            if wb.active is None:
+                raise DataError(f"{path}: no worksheet in the workbook")
+            rows = list(wb.active.iter_rows(values_only=True))
+        finally:
+            wb.close()
+    except DataError:
+        raise
+    except (OSError, ValueError, KeyError, SyntaxError, zipfile.BadZipFile) as e:
+        if isinstance(e, FileNotFoundError):
+            raise DataError(f"{path}: missing xlsx workbook") from None
+        raise DataError(f"{path}: not a readable xlsx workbook ({_root_cause(e)})") from None
     if not rows or tuple(rows[0][:6]) != _XLSX_COLUMNS:
         raise DataError(f"{path}: expected a header row 0..5 (evidence, question, answer, label, "
                         f"start, end)")
@@ -149,6 +163,13 @@ def read_webqa_annotated_xlsx(path: Path, id_prefix: str) -> AnnotatedSet:
         questions.append(Question(f"{id_prefix}{n - 1:05d}", question,
                                   (Passage(evidence, answer),)))
     return AnnotatedSet(QASet(tuple(questions)), dropped)
+
+
+def _root_cause(e: BaseException) -> str:
+    """The innermost exception on one line (openpyxl wraps the XML error in a vaguer one)."""
+    while e.__cause__ or e.__context__:
+        e = e.__cause__ or e.__context__
+    return " ".join(f"{type(e).__name__}: {e}".split())
 
 
 def webqa_v1_records(data: object, source: str) -> list[dict]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexue.data.embedded import save_npz
+from kexue.data.embedded import load_npz, save_npz
 from kexue.data.fetch import dataset_files
 from kexue.data.paraphrase import generate, read_lexicon
 from kexue.data.sentence_groups import drop_shared, positive_components, read_lcqmc, read_tongyiju
@@ -153,7 +153,8 @@ class Prepared:
 
 
 def load_prepared(data_dir: Path) -> Prepared:
-    d = np.load(Path(data_dir) / "sentences.npz", allow_pickle=False)
+    d = load_npz(Path(data_dir) / "sentences.npz", {"ids": ("i", 2), "group": ("i", 1),
+                                                    "part": ("i", 1)})
     return Prepared(d["ids"], d["group"], d["part"], read_json(Path(data_dir) / "data.json"))
 
 

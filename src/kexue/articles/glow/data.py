@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kexue.data.embedded import save_npz
+from kexue.data.embedded import load_npz, save_npz
 from kexue.data.images import load_image_dataset
 from kexue.errors import ConfigError
 from kexue.io import read_json, write_json
@@ -49,5 +49,5 @@ def load_prepared(data_dir: Path, dataset: str, part: str) -> tuple[torch.Tensor
     if name not in index["datasets"]:
         raise ConfigError(f"glow run dataset {name!r} was not prepared (prepared: "
                           f"{', '.join(index['datasets'])}); add it to the data datasets")
-    d = np.load(data_dir / f"{name}.npz", allow_pickle=False)
+    d = load_npz(data_dir / f"{name}.npz", {part: ("u", 4)})
     return torch.from_numpy(d[part]), index["datasets"][name]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kexue.data.embedded import save_npz
+from kexue.data.embedded import load_npz, save_npz
 from kexue.data.images import load_image_dataset
 from kexue.io import read_json, write_json
 
@@ -36,7 +36,7 @@ def prepare(cfg: DataConfig, raw: dict[str, Path], out: Path, source: str) -> No
 
 def load_prepared(data_dir: Path, part: str) -> tuple[torch.Tensor, dict]:
     """One part ("train", "val" or "test") of the prepared images, and data.json."""
-    d = np.load(data_dir / "images.npz", allow_pickle=False)
+    d = load_npz(data_dir / "images.npz", {part: ("u", 2)})
     return torch.from_numpy(d[part]), read_json(data_dir / "data.json")
 
 

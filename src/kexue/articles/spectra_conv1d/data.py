@@ -18,6 +18,7 @@ import numpy as np
 import pooch
 import torch
 
+from kexue.data.embedded import load_npy, load_npz
 from kexue.data.spectra import CLASSES, N_PIX, synthetic
 from kexue.data.spectra import readers as loaders
 from kexue.io import atomic_path, read_json, write_json
@@ -111,8 +112,8 @@ def _require_all_classes(labels: np.ndarray, what: str) -> None:
 
 def _synthetic(cfg: DataConfig, raw_dir: Path, out: Path) -> dict:
     gen = read_json(raw_dir / "generator.json")
-    tv, test = (np.load(raw_dir / "train_val.npz", allow_pickle=False),
-                np.load(raw_dir / "test.npz", allow_pickle=False))
+    spectra = {"flux": ("f", 2), "labels": ("i", 1)}
+    tv, test = load_npz(raw_dir / "train_val.npz", spectra), load_npz(raw_dir / "test.npz", spectra)
     labels = tv["labels"]
     order, n_train = split_order(len(labels), cfg)
     flux = tv["flux"][order]
@@ -216,11 +217,10 @@ def load_prepared(data_dir: Path) -> Prepared:
     meta = read_json(data_dir / "data.json")
     test = data_dir / "test_flux.npy"
     has_test = test.exists()
-    return Prepared(np.load(data_dir / "flux.npy", mmap_mode="r", allow_pickle=False),
-                    np.load(data_dir / "labels.npy", allow_pickle=False), meta["n_train"], meta,
-                    np.load(test, mmap_mode="r", allow_pickle=False) if has_test else None,
-                    np.load(data_dir / "test_labels.npy", allow_pickle=False) if has_test
-                    else None)
+    return Prepared(load_npy(data_dir / "flux.npy", "f", 2, mmap=True),
+                    load_npy(data_dir / "labels.npy", "i", 1), meta["n_train"], meta,
+                    load_npy(test, "f", 2, mmap=True) if has_test else None,
+                    load_npy(data_dir / "test_labels.npy", "i", 1) if has_test else None)
 
 
 class ClassMixSampler:

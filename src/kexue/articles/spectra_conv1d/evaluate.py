@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kexue.data.embedded import load_npz
 from kexue.data.spectra import CLASSES, wavelength_grid
 from kexue.io import load_torch
 from kexue.metrics.classification import confusion, macro_f1, per_class_f1
@@ -82,7 +83,7 @@ def _evaluate_spectra(ctx: RunContext) -> dict:
 
 
 def _evaluate_mnist1d(ctx: RunContext) -> dict:
-    d = np.load(Path(ctx.data_dir) / "mnist1d.npz", allow_pickle=False)
+    d = load_npz(Path(ctx.data_dir) / "mnist1d.npz", {"x_test": ("f", 2), "y_test": ("i", 1)})
     model = _load_model(ctx, "mnist1d")
     pred = predict(model, d["x_test"], ctx.device, ctx.cfg.eval_batch, scale=False,
                    precision=ctx.cfg.precision).argmax(1)

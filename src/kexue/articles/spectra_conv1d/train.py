@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kexue.data.embedded import load_npz
 from kexue.data.spectra import CLASSES
 from kexue.metrics.classification import macro_f1, per_class_f1
 from kexue.rng import epoch_permutation, step_generator
@@ -100,7 +101,7 @@ def _train_spectra(ctx: RunContext) -> None:
 def _train_mnist1d(ctx: RunContext) -> None:
     """The length-40 adaptation: shuffled batches of 100, cross-entropy, Adam 1e-3."""
     cfg, device = ctx.cfg, ctx.device
-    d = np.load(Path(ctx.data_dir) / "mnist1d.npz", allow_pickle=False)
+    d = load_npz(Path(ctx.data_dir) / "mnist1d.npz", {"x_train": ("f", 2), "y_train": ("i", 1)})
     x_train, y_train = torch.from_numpy(d["x_train"]).float(), torch.from_numpy(d["y_train"])
     torch.manual_seed(cfg.seed)
     model = build_model("mnist1d", cfg.model.dropout).to(device)

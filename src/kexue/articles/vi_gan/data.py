@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from kexue.articles.vi_gan.config import DataConfig
-from kexue.data.embedded import save_npz
+from kexue.data.embedded import load_npz, save_npz
 from kexue.data.images import load_image_dataset
 from kexue.errors import DataError
 from kexue.io import read_json, write_json
@@ -60,7 +60,8 @@ def load_images(data_dir: Path, dataset: str) -> Images:
     if dataset not in index:
         raise DataError(f"{data_dir}/data.json: dataset {dataset!r} was not prepared "
                         f"(prepared: {sorted(index)}); check the run's dataset and data_source")
-    d = np.load(data_dir / f"{dataset}.npz", allow_pickle=False)
+    d = load_npz(data_dir / f"{dataset}.npz", {"train": ("u", 4), "train_labels": ("i", 1),
+                                               "test": ("u", 4), "test_labels": ("i", 1)})
     meta = index[dataset]
     return Images(*(torch.from_numpy(d[k]) for k in ("train", "train_labels", "test",
                                                      "test_labels")),

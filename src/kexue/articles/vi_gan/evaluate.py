@@ -12,6 +12,7 @@ from kexue.articles.vi_gan import evaluation
 from kexue.articles.vi_gan.data import load_images
 from kexue.articles.vi_gan.model import VAE
 from kexue.articles.vi_gan.vae import mean_elbo
+from kexue.gan.saturation import discriminator_saturation
 from kexue.io import load_torch
 from kexue.plots import save_image_grid
 from kexue.rng import named_generator
@@ -42,6 +43,7 @@ def _evaluate_gan(ctx: RunContext) -> dict:
         "collapsed": math.isfinite(collapse),
         "ever_diverse": ever_diverse,
         "collapse_ratio": cfg.collapse_ratio,
+        **discriminator_saturation(history).metrics(),  # reported, never a crash
         "iterations": cfg.iterations,
         "schedule": cfg.schedule,
         "snapshot_weight": cfg.snapshot_weight,

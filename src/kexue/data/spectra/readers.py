@@ -8,6 +8,7 @@ place and resampled, so both kinds of real data go through the same code path.
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -54,21 +55,42 @@ def _is_number(token: str) -> bool:
 # ---------------------------------------------------------------- LAMOST FITS
 
 
+MAX_FITS_VALUES = 1_000_000  # a LAMOST low-resolution file holds 5 x 3909
+
+
 def read_lamost_fits(path: Path) -> dict[str, np.ndarray]:
     """The primary HDU of a LAMOST low-resolution file: 5 x 3909 rows flux, inverse variance,
-    wavelength (Å, log-linear), andmask, ormask."""
+    wavelength (Å, log-linear), andmask, ormask. The header's shape is checked before any data
+    is read, so an absurd one allocates nothing; a truncated file is an error, not astropy's
+    warning followed by a short read."""
     from astropy.io import fits
+    from astropy.utils.exceptions import AstropyWarning
 
     try:
-        with fits.open(path) as hdul:
-            data = np.asarray(hdul[0].data, dtype=np.float64)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AstropyWarning)  # a truncated file only warns
+            with fits.open(path) as hdul:
+                _check_declared_shape(hdul[0].header, path)
+                problems = [w.message for w in caught if issubclass(w.category, AstropyWarning)]
+                if problems:
+                    raise ValueError(problems[0])
+                data = np.asarray(hdul[0].data, dtype=np.float64)
+    except SpectraDataError:
+        raise
     except FileNotFoundError:
         raise SpectraDataError(f"{path}: missing FITS file") from None
-    except OSError as err:
-        raise SpectraDataError(f"{path}: not a readable FITS file ({err})") from None
-    if data.ndim != 2 or data.shape[0] < 5:
-        raise SpectraDataError(f"{path}: expected a 5 x N primary HDU, found {data.shape}")
+    except (OSError, ValueError, TypeError, IndexError) as err:
+        reason = " ".join(str(err).split())  # astropy's messages span lines
+        raise SpectraDataError(f"{path}: not a readable FITS file ({reason})") from None
     return dict(zip(("flux", "ivar", "wavelength", "andmask", "ormask"), data[:5]))
+
+
+def _check_declared_shape(header, path: Path) -> None:
+    shape = tuple(header.get(f"NAXIS{k}", 0) for k in range(header.get("NAXIS", 0), 0, -1))
+    if len(shape) != 2 or shape[0] < 5 or not 0 < shape[0] * shape[1] <= MAX_FITS_VALUES:
+        declared = " x ".join(f"{n:,}" for n in shape) or "no data"
+        raise SpectraDataError(f"{path}: expected a 5 x N primary HDU of at most "
+                               f"{MAX_FITS_VALUES:,} values, the header declares {declared}")
 
 
 def resample(wavelength: np.ndarray, flux: np.ndarray, good: np.ndarray) -> np.ndarray:
