@@ -61,7 +61,7 @@ def constant_rows(flux: np.ndarray) -> np.ndarray:
 
 def _keep_rows(path: Path, keep: np.ndarray) -> None:
     """Rewrite an (n, 2600) .npy with only the rows ``keep``, in chunks (the full set is ~4 GB)."""
-    src = np.load(path, mmap_mode="r", allow_pickle=False)
+    src = load_npy(path, "f", 2, mmap=True)
     with atomic_path(path) as tmp:
         dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=src.dtype,
                                         shape=(len(keep), src.shape[1]))
