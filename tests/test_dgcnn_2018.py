@@ -8,9 +8,15 @@ import torch
 
 from kexue.articles.dgcnn_qa.config import ModelConfig, RunConfig
 from kexue.articles.dgcnn_qa.decoding import passage_candidates, span_weights
-from kexue.articles.dgcnn_qa.engine import Corpus, evaluate, focal_loss, model_inputs, training_batch
+from kexue.articles.dgcnn_qa.engine import (
+    Corpus,
+    evaluate,
+    focal_loss,
+    model_inputs,
+    training_batch,
+)
 from kexue.articles.dgcnn_qa.features import N_FEATURES, passage_features, unit_features
-from kexue.articles.dgcnn_qa.model import GLU, DGCNN2018, GatedDilatedBlock, SinusoidalPosition
+from kexue.articles.dgcnn_qa.model import DGCNN2018, GLU, GatedDilatedBlock, SinusoidalPosition
 from kexue.articles.dgcnn_qa.train import build_model, build_optimiser
 from kexue.data import kbqa
 from kexue.data.qa import Passage, Question
