@@ -118,3 +118,17 @@ def test_yaml_anchors_share_settings_between_runs():
 def test_snakemake_rejects_a_bad_value_before_any_job():
     done = run(["snakemake", "-n", "--cores", "1", "--config", "profile=huge"], REPO, check=False)
     assert done.returncode != 0 and "huge" in done.stdout + done.stderr
+
+
+def test_command_line_values_the_jobs_would_not_see_are_named():
+    file_params = copy.deepcopy(PARAMS)
+    config_ = {**copy.deepcopy(PARAMS), "profile": "smoke", "mirror": "/m", "device": "cpu"}
+    config_["articles"]["nice"]["smoke"]["runs"]["su"]["epochs"] = 9
+    assert config.unsupported_overrides(config_, file_params) == ["articles", "device"]
+    assert config.unsupported_overrides(file_params, file_params) == []
+
+
+def test_snakemake_refuses_a_config_value_the_jobs_would_ignore():
+    done = run(["snakemake", "-n", "--cores", "1", "--config", "device=cpu"], REPO, check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and "--config device: the jobs read these from params.yaml" in out

@@ -369,6 +369,19 @@ def data_dir_override(params: dict[str, Any], dataset: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+# Every job reads params.yaml itself, so a Snakemake `--config` value reaches it only by one of
+# these routes: profile and data_source as CLI flags, mirror through KEXUE_DATA_MIRROR.
+COMMAND_LINE_KEYS = ("profile", "data_source", "mirror")
+
+
+def unsupported_overrides(config: dict[str, Any], file_params: dict[str, Any]) -> list[str]:
+    """Top-level keys where Snakemake's config (params.yaml + ``--config``/``--configfile``)
+    differs from params.yaml itself, other than those the jobs receive: values the jobs would
+    silently not see."""
+    keys = (config.keys() | file_params.keys()) - set(COMMAND_LINE_KEYS)
+    return sorted(k for k in keys if config.get(k) != file_params.get(k))
+
+
 def mirror(params: dict[str, Any]) -> str | None:
     """Mirror root (folder or http URL); the environment variable wins over params.yaml."""
     return os.environ.get("KEXUE_DATA_MIRROR") or params.get("mirror") or None
