@@ -10,17 +10,12 @@ from kexue.articles.dgcnn_qa.config import ModelConfig, RunConfig
 from kexue.articles.dgcnn_qa.decoding import passage_candidates, span_weights
 from kexue.articles.dgcnn_qa.engine import (
     Corpus,
-    evaluate,
-    focal_loss,
-    model_inputs,
     training_batch,
 )
 from kexue.articles.dgcnn_qa.features import N_FEATURES, passage_features, unit_features
 from kexue.articles.dgcnn_qa.model import DGCNN2018, GLU, GatedDilatedBlock, SinusoidalPosition
 from kexue.articles.dgcnn_qa.train import build_model, build_optimiser
-from kexue.data import kbqa
 from kexue.data.qa import Passage, Question
-from kexue.metrics.sogou import Reference
 from kexue.text import Vocabulary
 
 torch.set_num_threads(1)
@@ -175,40 +170,3 @@ def test_2018_span_limit_counts_letters_and_digits_as_half():
     got = passage_candidates(text, start, end, max_span=10, unit="word2018")
     assert set(got) == {"x" * 20}  # 20 letters = 10 words; 21 are too long
     assert passage_candidates(text, start, end, max_span=10) == {}  # 2019: characters
-
-
-# --- learning -----------------------------------------------------------------------------------
-
-
-def test_the_2018_model_learns_the_synthetic_task():
-    """250 Adam steps on a small KB-QA: the validation score rises well above the untrained
-    model's."""
-    train, train_expand, valid, valid_expand = kbqa.build(seed=5, n_train=400, n_valid=60,
-                                                          n_subjects=120)
-    texts = [q.question for q in train + valid] + [p.text for q in train + valid
-                                                   for p in q.passages]
-    vocab = Vocabulary.build(texts)
-    ref = Reference.from_lines(f"{q}\t{g}\t{'|'.join(f)}" for q, g, f in valid_expand)
-    synonyms = {q: tuple(f) for q, _, f in train_expand}
-    cfg = RunConfig(variant="2018", optimizer="adam", batch_size=32, lr=1e-3, crop_max=128,
-                    crop_min=64, max_span=10)
-    corpus = Corpus.encode(train, vocab, "2018", synonyms)
-    val = Corpus.encode(valid, vocab, "2018")
-    torch.manual_seed(0)
-    model = build_model(len(vocab), ModelConfig(width=32), "2018")
-    opt = build_optimiser(model, cfg)
-    before = evaluate(model, val, ref, cfg).score.score
-    losses = []
-    for step in range(250):
-        g = torch.Generator().manual_seed(step)
-        b = training_batch(corpus, torch.randint(0, len(corpus), (32,), generator=g).tolist(), g,
-                           cfg)
-        model.train()
-        loss = focal_loss(model(*model_inputs(b)), b, cfg)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    after = evaluate(model, val, ref, cfg)
-    assert sum(losses[-20:]) < 0.5 * sum(losses[:20])
-    assert after.score.score > max(0.15, before + 0.1), (before, after.metrics())

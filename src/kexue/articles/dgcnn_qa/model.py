@@ -85,7 +85,26 @@ def tile(q: torch.Tensor, length: int) -> torch.Tensor:
     return q.unsqueeze(1).expand(-1, length, -1)
 
 
-class DGCNN2019(nn.Module):
+class QuestionReader(nn.Module):
+    """What both layouts share: one embedding for question and passage, and the question read
+    by gated blocks and attention pooling into one vector. Subclasses build ``embedding``,
+    ``embedding_dropout``, ``question_blocks`` and ``question_pool`` (in their own order, which
+    fixes the initial weights)."""
+
+    def read(self, question: torch.Tensor, passage: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """ids (B, Lq), (B, Lp) -> (question vector (B, D), embedded passage (B, Lp, D), passage
+        mask (B, Lp, 1))."""
+        qmask = (question > 0).unsqueeze(-1).float()
+        q = self.embedding_dropout(self.embedding(question))
+        for block in self.question_blocks:
+            q = block(q, qmask)
+        q = self.question_pool(q, qmask)
+        p = self.embedding_dropout(self.embedding(passage))
+        return q, p, (passage > 0).unsqueeze(-1).float()
+
+
+class DGCNN2019(QuestionReader):
     """Su's 2019 Keras model (char-only: the optional word2vec input is absent offline).
 
     question: embed -> blocks (1, 2, 1) -> attention pooling -> q;
@@ -113,13 +132,7 @@ class DGCNN2019(nn.Module):
     def forward(self, question: torch.Tensor, passage: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """ids (B, Lq), (B, Lp) -> (start logits (B, Lp), end logits (B, Lp), global (B,))."""
-        qmask = (question > 0).unsqueeze(-1).float()
-        pmask = (passage > 0).unsqueeze(-1).float()
-        q = self.embedding_dropout(self.embedding(question))
-        for block in self.question_blocks:
-            q = block(q, qmask)
-        q = self.question_pool(q, qmask)
-        p = self.embedding_dropout(self.embedding(passage))
+        q, p, pmask = self.read(question, passage)
         p = self.fuse(torch.cat([p, tile(q, p.shape[1])], dim=-1))
         for block in self.passage_blocks:
             p = block(p, pmask)
@@ -157,7 +170,7 @@ class SpanHead(nn.Module):
         return self.out(torch.tanh(self.hidden(x))).squeeze(-1)
 
 
-class DGCNN2018(nn.Module):
+class DGCNN2018(QuestionReader):
     """Su's 2018 model (spec §3.2) with a **character** embedding in place of his frozen 128-d
     word2vec (not available offline; a labelled deviation).
 
@@ -191,13 +204,7 @@ class DGCNN2018(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """ids (B, Lq), (B, Lp), features (B, Lp, n_features) -> (start logits (B, Lp), end
         logits (B, Lp), global (B,))."""
-        qmask = (question > 0).unsqueeze(-1).float()
-        pmask = (passage > 0).unsqueeze(-1).float()
-        q = self.embedding_dropout(self.embedding(question))
-        for block in self.question_blocks:
-            q = block(q, qmask)
-        q = self.question_pool(q, qmask)
-        p = self.embedding_dropout(self.embedding(passage))
+        q, p, pmask = self.read(question, passage)
         length = p.shape[1]
         position = self.position(length).unsqueeze(0).expand(p.shape[0], -1, -1)
         p = self.fuse(torch.cat([p, tile(q, length), position, features], dim=-1), pmask)
