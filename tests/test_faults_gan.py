@@ -116,7 +116,7 @@ UNBOUNDED = [(table, key) for table, rows in (("su", SU), ("original", PAPER)) f
 
 @faults("Numerical faults: saturated GAN")
 @pytest.mark.parametrize("table, key", BOUNDED)
-def test_fgan_disjoint_supports_are_the_ceiling_of_the_bound(table, key):
+def test_fgan_saturation_ceiling_is_disjoint_supports(table, key):
     """DISJOINT is D_f of two far-apart Gaussians by quadrature, and lies above f(1)."""
     d = get_divergence(table, key)
     x = torch.linspace(-60, 60, 200_001, dtype=torch.float64)
@@ -128,7 +128,7 @@ def test_fgan_disjoint_supports_are_the_ceiling_of_the_bound(table, key):
 
 @faults("Numerical faults: saturated GAN")
 @pytest.mark.parametrize("table, key", UNBOUNDED)
-def test_fgan_unbounded_divergences_have_no_ceiling(table, key):
+def test_fgan_saturation_not_judged_without_a_ceiling(table, key):
     """Their D_f grows with the separation: the detector does not apply, said as None."""
     d = get_divergence(table, key)
     x = torch.linspace(-60, 60, 200_001, dtype=torch.float64)
@@ -144,7 +144,7 @@ def test_fgan_unbounded_divergences_have_no_ceiling(table, key):
 @faults("Numerical faults: saturated GAN")
 @pytest.mark.parametrize("table, key", [("original", "gan"), ("original", "js"),
                                         ("su", "js_half")])
-def test_fgan_sigmoid_critics_read_as_the_bce_d_loss(table, key):
+def test_fgan_saturation_of_sigmoid_critics_reads_the_bce_d_loss(table, key):
     """For the rows whose critic is a sigmoid classifier, the mapped bound is ½·BCE exactly."""
     d = get_divergence(table, key)
     g = torch.Generator().manual_seed(0)
@@ -157,7 +157,7 @@ def test_fgan_sigmoid_critics_read_as_the_bce_d_loss(table, key):
 
 @faults("Numerical faults: saturated GAN")
 @pytest.mark.parametrize("table, key", BOUNDED)
-def test_fgan_a_critic_at_its_ceiling_is_flagged(table, key):
+def test_fgan_saturation_flags_a_critic_at_its_ceiling(table, key):
     d = get_divergence(table, key)
     top, chance = DISJOINT[key], d.f_at_one
     near = top - 0.001 * (top - chance)  # 0.1 % of the range from certainty
@@ -170,7 +170,7 @@ def test_fgan_a_critic_at_its_ceiling_is_flagged(table, key):
 
 @faults("Numerical faults: saturated GAN")
 @pytest.mark.parametrize("table, key", BOUNDED)
-def test_fgan_a_critic_short_of_its_ceiling_is_not_flagged(table, key):
+def test_fgan_saturation_spares_a_critic_short_of_its_ceiling(table, key):
     d = get_divergence(table, key)
     top, chance = DISJOINT[key], d.f_at_one
     bounds = [chance + share * (top - chance) for share in (0.1, 0.999, 0.999, 0.9, 0.95)]
@@ -180,7 +180,7 @@ def test_fgan_a_critic_short_of_its_ceiling_is_not_flagged(table, key):
 
 
 @faults("Numerical faults: saturated GAN")
-def test_fgan_control_a_real_mixture_run_is_not_flagged(tmp_path):
+def test_fgan_saturation_control_a_real_mixture_run_is_not_flagged(tmp_path):
     """The control: a short 1-D fit (the GAN and KL critics against a Gaussian that overlaps the
     mixture) runs to its end; its GAN critic is not saturated, its KL critic is not judged."""
     from kexue.articles.fgan.config import DataConfig, MixtureModel, RunConfig
@@ -207,7 +207,7 @@ def _lipschitz_rows(d_losses):
 
 
 @faults("Numerical faults: saturated GAN")
-def test_lipschitz_bce_arm_is_judged_by_the_detector():
+def test_lipschitz_saturation_of_the_bce_arm_is_judged():
     arm = get_arm("dcgan-sn")
     s = critic_saturation(arm, _lipschitz_rows([0.69, 0.3, 0.004, 0.003, 0.002]))
     assert s["d_saturated"] is True and s["d_saturated_since_step"] == 30
@@ -217,14 +217,14 @@ def test_lipschitz_bce_arm_is_judged_by_the_detector():
 @faults("Numerical faults: saturated GAN")
 @pytest.mark.parametrize("arm", ["wgan-sn-su", "wgan-sn-original", "wgan-gp",
                                  "wgan-gp-one-sided"])
-def test_lipschitz_wgan_critics_are_not_judged(arm):
+def test_lipschitz_saturation_of_wgan_critics_is_not_judged(arm):
     """A WGAN critic loss of any size (here −W₁ estimates near 0 and far below) is no verdict."""
     for d_losses in ([0.001] * 5, [-50.0] * 5):
         assert critic_saturation(get_arm(arm), _lipschitz_rows(d_losses)) == {"d_saturated": None}
 
 
 @faults("Numerical faults: saturated GAN")
-def test_lipschitz_control_a_real_dcgan_sn_run_is_not_flagged(tmp_path):
+def test_lipschitz_saturation_control_a_real_dcgan_sn_run_is_not_flagged(tmp_path):
     """The control: DCGAN-SN (BCE) on the ring, 40 G iterations; evaluation reports D not
     saturated, and the WGAN arm beside it as not applicable."""
     from kexue.articles.lipschitz.config import DataConfig, GANConfig, RunConfig

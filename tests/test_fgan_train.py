@@ -189,7 +189,7 @@ def test_images_need_the_shared_feature_network(tmp_path, digits_data):
     (lambda path: save_npz(path, train=U8, validation=U8, test=U8) or path.write_bytes(
         path.read_bytes()[:-40]), "not a valid .npz file"),
 ], ids=["wrong dtype", "truncated"])
-def test_a_broken_prepared_file_is_named(tmp_path, damage, problem):
+def test_a_broken_prepared_npz_is_named(tmp_path, damage, problem):
     """The prepared images.npz of the wrong dtype, or cut short: a DataError naming the file
     and the member, on one line."""
     write_json(tmp_path / "data.json", {"n_levels": 17})

@@ -370,7 +370,7 @@ def _write_meta(folder: Path) -> None:
      lambda d: load_gan_images(d, "digits"), "train is uint8 .* dtype kind f"),
 ], ids=["raw mnist1d wrong dtype", "prepared part A wrong shape", "prepared part B truncated",
         "prepared part B wrong dtype"])
-def test_a_broken_array_file_is_named(tmp_path, name, write, read, problem):
+def test_a_broken_npz_is_named(tmp_path, name, write, read, problem):
     """Raw and prepared arrays are read through load_npz: a broken one is a one-line DataError
     naming the file and the member."""
     _write_meta(tmp_path)
