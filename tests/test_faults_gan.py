@@ -15,6 +15,7 @@ from torch import nn
 from kexue.articles.fgan.losses import member_values
 from kexue.articles.fgan.saturation import DISJOINT, classifier_d_loss, saturation_metrics
 from kexue.articles.lipschitz.gan import critic_saturation, get_arm
+from kexue.errors import DataError
 from kexue.gan.saturation import discriminator_saturation
 from kexue.gan.step import AlternatingGAN, SampledBatches, Schedule
 from kexue.nn.divergences import PAPER, SU, get_divergence
@@ -177,6 +178,14 @@ def test_fgan_saturation_spares_a_critic_short_of_its_ceiling(table, key):
     m = saturation_metrics(_fgan_history(key, bounds), [d])
     assert m[f"d_saturated__{key}"] is False and m["d_saturated"] is False
     assert math.isnan(m[f"d_saturated_since_step__{key}"])
+
+
+@faults("Numerical faults: saturated GAN")
+def test_fgan_saturation_of_a_history_without_bounds_is_a_clear_error():
+    """A history from before the bounds were logged: one line naming it, not a KeyError."""
+    old = [{"epoch": 1, "step": 10, "train_d_loss": 0.3, "fid_gan": 40.0}]
+    with pytest.raises(DataError, match=r"^out/history.csv: no bound_gan column .* again$"):
+        saturation_metrics(old, [get_divergence("original", "gan")], "out/history.csv")
 
 
 @faults("Numerical faults: saturated GAN")

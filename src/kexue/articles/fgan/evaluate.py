@@ -43,8 +43,8 @@ def evaluate(ctx: RunContext) -> dict:
               # Su's "reversed form" with real and fake swapped (spec §9)
               "direction": "D_f(P_data || Q_G)"}
     # a saturated critic is reported, never a crash (``saturation``)
-    common.update(saturation_metrics(read_history(ctx.out_dir / "history.csv"),
-                                     divergences(ctx.cfg)))
+    history = ctx.out_dir / "history.csv"
+    common.update(saturation_metrics(read_history(history), divergences(ctx.cfg), str(history)))
     if ctx.cfg.experiment == "mixture":
         return {**common, **_evaluate_mixture(ctx)}
     return {**common, **_evaluate_images(ctx)}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from kexue.errors import DataError
 from kexue.gan.saturation import Saturation, discriminator_saturation
 from kexue.nn.divergences import Divergence
 
@@ -38,24 +39,30 @@ def classifier_d_loss(divergence: Divergence, bound: float) -> float:
     return math.log(2.0) * (top - bound) / (top - divergence.f_at_one)
 
 
-def member_saturation(history: Sequence[dict], divergence: Divergence) -> Saturation | None:
+def member_saturation(history: Sequence[dict], divergence: Divergence,
+                      where: str = "the history") -> Saturation | None:
     """The detector on member k's ``bound_<key>`` history column (the critic's bound on a fixed
     probe at every logged row); None where it does not apply."""
     if not applies(divergence):
         return None
     column = f"bound_{divergence.key}"
+    if not history or column not in history[0]:
+        raise DataError(f"{where}: no {column} column (trained before the critics' bounds were "
+                        f"logged?): train the run again")
     rows = [{"step": row["step"], "d_loss": classifier_d_loss(divergence, float(row[column]))}
             for row in history]
     return discriminator_saturation(rows, d_loss="d_loss")
 
 
-def saturation_metrics(history: Sequence[dict], divergences: Sequence[Divergence]) -> dict:
+def saturation_metrics(history: Sequence[dict], divergences: Sequence[Divergence],
+                       where: str = "the history") -> dict:
     """Flat metrics: per member ``d_saturated__<key>`` (None where the detector does not
     apply), the step since when and the final D loss in the detector's units; for the run,
-    ``d_saturated`` (any member) and the members saturated."""
+    ``d_saturated`` (any member) and the members saturated. ``where`` names the history in
+    errors."""
     out, saturated = {}, []
     for d in divergences:
-        s = member_saturation(history, d)
+        s = member_saturation(history, d, where)
         out[f"d_saturated__{d.key}"] = None if s is None else s.saturated
         out[f"d_saturated_since_step__{d.key}"] = (s.since_step if s is not None and s.saturated
                                                    else math.nan)
