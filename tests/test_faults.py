@@ -481,18 +481,12 @@ def test_scan_every_np_load_refuses_pickles():
     assert bad == [], f"np.load without allow_pickle=False: {bad}"
 
 
-# still reading with a raw np.load (allow_pickle=False, but no file name in the error): their
-# data.py is being edited on another branch; remove them here once they use load_npz
-RAW_NP_LOAD_PENDING = {"fgan", "lipschitz"}
-
-
 @faults("Scans: unpickling and shell injection")
 def test_scan_articles_read_arrays_through_the_checked_loaders():
     """Articles read .npz/.npy through kexue.data.embedded.load_npz/load_npy, whose errors name
     the file and the member; a raw np.load would give numpy's anonymous message."""
     raw = [f"{f}:{n}" for f, n, c in _calls("load") if c.func.value.id in ("np", "numpy")
-           and f.parts[:3] == ("src", "kexue", "articles")
-           and f.parts[3] not in RAW_NP_LOAD_PENDING]
+           and f.parts[:3] == ("src", "kexue", "articles")]
     assert raw == [], f"raw np.load in articles (use load_npz/load_npy): {raw}"
 
 

@@ -4,8 +4,10 @@ after a kill), evaluate."""
 import contextlib
 import dataclasses
 import math
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,12 +19,13 @@ from kexue.articles.fgan.data import load_images, prepare
 from kexue.articles.fgan.evaluate import evaluate
 from kexue.articles.fgan.published import comparisons
 from kexue.comparison import ArticleResults, RunResults
-from kexue.data.embedded import sklearn_digits
+from kexue.data.embedded import save_npz, sklearn_digits
 from kexue.errors import DataError
-from kexue.io import load_torch
+from kexue.io import load_torch, write_json
 from kexue.training import RunContext
 
 torch.set_num_threads(1)
+U8 = np.zeros((3, 1, 4, 4), np.uint8)
 
 
 def context(tmp_path, cfg, name="run", data_dir=None):
@@ -136,7 +139,8 @@ def test_images_train_and_evaluate(tmp_path, digits_data, recipe, divergences):
     ctx = context(tmp_path, cfg, data_dir=digits_data)
     train_module.train(ctx)
     history = (ctx.out_dir / "history.csv").read_text().splitlines()
-    assert len(history) == 3 and all(f"fid_{k}" in history[0] for k in divergences)
+    assert len(history) == 3 and all(f"fid_{k}" in history[0] and f"bound_{k}" in history[0]
+                                     for k in divergences)
     assert len(list(ctx.train_artifacts.glob("*.png"))) == 4
     m = evaluate(ctx)
     for k in divergences:
@@ -145,6 +149,10 @@ def test_images_train_and_evaluate(tmp_path, digits_data, recipe, divergences):
         assert m[f"finite_samples__{k}"] == 1.0
         assert (ctx.artifacts / f"samples_{k}.png").exists()
     assert m["fid_label"] == "feature FID (self-trained classifier)"
+    # the control: 40 steps do not saturate the bounded critic; the unbounded one is not judged
+    bounded, unbounded = (("squared_hellinger", "kl") if recipe == "su" else ("gan", "jeffrey"))
+    assert m[f"d_saturated__{bounded}"] is False and m[f"d_saturated__{unbounded}"] is None
+    assert m["d_saturated"] is False and m[f"final_d_loss__{bounded}"] > 0.05
     rows = comparisons(ArticleResults("fgan", "smoke", "embedded",
                                       {"images": RunResults("images", {0: m})}))
     assert all(r.status in ("not comparable", "no published number") for r in rows)
@@ -171,3 +179,22 @@ def test_images_need_the_shared_feature_network(tmp_path, digits_data):
     ctx = dataclasses.replace(context(tmp_path, cfg, data_dir=digits_data), profile="default")
     with pytest.raises(DataError, match="python -m kexue features digits"):
         train_module.train(ctx)
+
+
+@pytest.mark.faults("Broken/hostile input: npz")
+@pytest.mark.parametrize("damage, problem", [
+    (lambda path: save_npz(path, train=np.zeros((3, 16), np.float32), validation=U8, test=U8,
+                           test_labels=np.zeros(3, np.int64)),
+     r"train is float32 of shape \(3, 16\); expected 4 dimensions of dtype kind u"),
+    (lambda path: save_npz(path, train=U8, validation=U8, test=U8) or path.write_bytes(
+        path.read_bytes()[:-40]), "not a valid .npz file"),
+], ids=["wrong dtype", "truncated"])
+def test_a_broken_prepared_npz_is_named(tmp_path, damage, problem):
+    """The prepared images.npz of the wrong dtype, or cut short: a DataError naming the file
+    and the member, on one line."""
+    write_json(tmp_path / "data.json", {"n_levels": 17})
+    damage(tmp_path / "images.npz")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'images.npz'))}: "
+                                        rf"{problem}") as err:
+        load_images(tmp_path)
+    assert "\n" not in str(err.value)

@@ -3,6 +3,7 @@
 import contextlib
 import hashlib
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,12 @@ from conftest import REPO
 from kexue import config, stages
 from kexue.articles.lipschitz import classifier, gan
 from kexue.articles.lipschitz.config import ClassifierConfig, DataConfig, GANConfig, RunConfig
-from kexue.articles.lipschitz.data import prepare
+from kexue.articles.lipschitz.data import (
+    SPLITS,
+    load_classifier_set,
+    load_gan_images,
+    prepare,
+)
 from kexue.articles.lipschitz.model import (
     ConvCritic,
     ConvGenerator,
@@ -23,10 +29,10 @@ from kexue.articles.lipschitz.model import (
 )
 from kexue.articles.lipschitz.published import _verdict
 from kexue.articles.lipschitz.summary import curve_band
-from kexue.data.embedded import mnist1d, sklearn_digits
+from kexue.data.embedded import mnist1d, save_npz, sklearn_digits
 from kexue.data.registry import get_dataset
-from kexue.errors import ConfigError
-from kexue.io import load_torch
+from kexue.errors import ConfigError, DataError
+from kexue.io import load_torch, write_json
 from kexue.training import RunContext
 
 torch.set_num_threads(1)
@@ -333,3 +339,42 @@ def test_fashion_mnist_prepares_from_the_mirror(tmp_path, shared_datasets):
     assert d["x_val"].shape == (6000, 1, 28, 28)
     assert abs(float(d["x_train"].mean())) < 0.05  # standardised on the training split
     assert sorted(np.unique(d["y_test"])) == list(range(10))
+
+
+F32 = np.zeros((3, 1, 4, 4), np.float32)
+I64 = np.zeros(3, np.int64)
+
+
+def _write_meta(folder: Path) -> None:
+    write_json(folder / "data.json", {"part_a": {"mnist1d": {"shape": [1, 40]}},
+                                      "part_b": {"digits": {"shape": [1, 8, 8]}}})
+
+
+@pytest.mark.faults("Broken/hostile input: npz")
+@pytest.mark.parametrize("name, write, read, problem", [
+    ("mnist1d.npz",
+     lambda p: save_npz(p, x_train=np.zeros((3, 40), np.int64), y_train=I64,
+                        x_test=np.zeros((3, 40), np.float32), y_test=I64),
+     lambda d: prepare(DataConfig(part_a=("mnist1d",), part_b=()), {"mnist1d": d}, d / "out",
+                       "embedded"),
+     "x_train is int64 of shape \\(3, 40\\); expected 2 dimensions of dtype kind f"),
+    ("a_mnist1d.npz",
+     lambda p: save_npz(p, **{f"x_{s}": np.zeros((3, 40), np.float32) for s in SPLITS},
+                        **{f"y_{s}": I64 for s in SPLITS}),
+     lambda d: load_classifier_set(d, "mnist1d"),
+     "x_train is float32 of shape \\(3, 40\\); expected 3 dimensions"),
+    ("b_digits.npz",
+     lambda p: save_npz(p, train=F32, test=F32) or p.write_bytes(p.read_bytes()[:-40]),
+     lambda d: load_gan_images(d, "digits"), "not a valid .npz file"),
+    ("b_digits.npz", lambda p: save_npz(p, train=F32.astype(np.uint8), test=F32),
+     lambda d: load_gan_images(d, "digits"), "train is uint8 .* dtype kind f"),
+], ids=["raw mnist1d wrong dtype", "prepared part A wrong shape", "prepared part B truncated",
+        "prepared part B wrong dtype"])
+def test_a_broken_npz_is_named(tmp_path, name, write, read, problem):
+    """Raw and prepared arrays are read through load_npz: a broken one is a one-line DataError
+    naming the file and the member."""
+    _write_meta(tmp_path)
+    write(tmp_path / name)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / name))}: {problem}") as err:
+        read(tmp_path)
+    assert "\n" not in str(err.value)

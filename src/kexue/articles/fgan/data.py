@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from kexue.data.embedded import save_npz
+from kexue.data.embedded import load_npz, save_npz
 from kexue.data.images import load_image_dataset
 from kexue.errors import DataError
 from kexue.io import read_json, write_json
@@ -59,7 +58,8 @@ class Images:
 def load_images(data_dir: Path) -> Images:
     if not (data_dir / "images.npz").exists():
         raise DataError(f"{data_dir}/images.npz is missing: run `python -m kexue prepare fgan`")
-    d = np.load(data_dir / "images.npz", allow_pickle=False)
+    d = load_npz(data_dir / "images.npz", {"train": ("u", 4), "validation": ("u", 4),
+                                           "test": ("u", 4), "test_labels": ("iu", 1)})
     meta = read_json(data_dir / "data.json")
     scale = 1.0 / (meta["n_levels"] - 1)
     unit = {k: torch.from_numpy(d[k]).float() * scale for k in ("train", "validation", "test")}

@@ -17,12 +17,13 @@ from kexue.metrics.modes import class_coverage
 from kexue.metrics.parzen import parzen_evaluation
 from kexue.plots import save_image_grid
 from kexue.rng import derive_seed, named_generator
-from kexue.training import RunContext
+from kexue.training import RunContext, read_history
 
 from .data import load_images
 from .losses import member_values
 from .mixture import TARGET, divergence_to_gaussian, ground_truth
 from .published import PASS_BAND
+from .saturation import saturation_metrics
 from .train import (
     build_images,
     build_mixture,
@@ -41,6 +42,9 @@ def evaluate(ctx: RunContext) -> dict:
               # F = E_P[T] - E_Q[f*(T)] with P the data: G minimises D_f(P_data || Q_G), not
               # Su's "reversed form" with real and fake swapped (spec §9)
               "direction": "D_f(P_data || Q_G)"}
+    # a saturated critic is reported, never a crash (``saturation``)
+    history = ctx.out_dir / "history.csv"
+    common.update(saturation_metrics(read_history(history), divergences(ctx.cfg), str(history)))
     if ctx.cfg.experiment == "mixture":
         return {**common, **_evaluate_mixture(ctx)}
     return {**common, **_evaluate_images(ctx)}

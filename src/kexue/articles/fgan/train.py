@@ -3,8 +3,9 @@
 ``mixture`` (E2): G = mu + sigma z against the 1-D mixture; the learning rate decays linearly
 to 0 over the last ``decay_share`` of the steps and (mu, sigma) are averaged over the last
 ``average_share``. ``images`` (E3): the paper's MLP generator and ELU critic; a sample grid per
-divergence and a validation feature FID every epoch (the FID curves; nothing is selected on
-them: the last weights are kept).
+divergence, a validation feature FID and each critic's bound (validation images vs samples: its
+saturation, ``saturation``) every epoch (the curves; nothing is selected on them: the last
+weights are kept).
 """
 
 from __future__ import annotations
@@ -169,19 +170,23 @@ def _train_images(ctx: RunContext) -> None:
     step = make_step(cfg, divs, g, c, opt_g, opt_c, real, im.latent_dim, im.batch_size,
                      ctx.device)
     net, _ = feature_net(ctx, data)
-    # the feature network takes [-1, 1]
-    validation = data.validation[:cfg.evaluation.curve_samples] * 2 - 1
+    probe = data.validation[:cfg.evaluation.curve_samples]
+    validation = probe * 2 - 1  # the feature network takes [-1, 1]
     grid_z = torch.randn(64, im.latent_dim, generator=named_generator(cfg.seed, "grid"))
     fid_z = torch.randn(len(validation), im.latent_dim,
                         generator=named_generator(cfg.seed, "fid curve"))
     ctx.train_artifacts.mkdir(parents=True, exist_ok=True)
 
     def end_of_epoch(epoch: int, row: dict) -> dict:
-        samples = generate_stack(g, fid_z.to(ctx.device)).cpu()
+        samples = generate_stack(g, fid_z.to(ctx.device))
+        with torch.no_grad():  # each critic's bound on validation vs samples: its saturation
+            bounds = member_values(divs, c(probe.to(ctx.device)), c(samples)).cpu()
+        samples = samples.cpu()
         grids = generate_stack(g, grid_z.to(ctx.device)).cpu()
         out = {}
         for i, key in enumerate(keys):
             out[f"fid_{key}"] = feature_fid(net, validation, samples[i] * 2 - 1)
+            out[f"bound_{key}"] = bounds[i].item()
             save_image_grid(ctx.train_artifacts / f"{key}_step{row['step']:06d}.png",
                             unit_to_uint8(grids[i]), nrow=8, upscale=2)
         return out

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kexue.data.embedded import save_npz
+from kexue.data.embedded import load_npz, save_npz
 from kexue.data.images import load_image_dataset
 from kexue.errors import ConfigError, DataError
 from kexue.io import read_json, write_json
@@ -28,7 +28,8 @@ def _folder(raw: dict[str, Path], name: str) -> Path:
 def _classification_set(name: str, folder: Path, cfg: DataConfig):
     """(x_train, y_train, x_test, y_test, meta): x float32 (N, C, ...) in natural units."""
     if name == "mnist1d":
-        d = np.load(folder / "mnist1d.npz", allow_pickle=False)
+        d = load_npz(folder / "mnist1d.npz", {"x_train": ("f", 2), "y_train": ("iu", 1),
+                                              "x_test": ("f", 2), "y_test": ("iu", 1)})
         return (d["x_train"][:, None], d["y_train"], d["x_test"][:, None], d["y_test"],
                 {"label": "embedded: MNIST-1D (mnist1d package, synthetic 1-D digits)",
                  "test_split": "the package's 1,000 test sequences", "complete": False})
@@ -86,6 +87,9 @@ def prepare(cfg: DataConfig, raw: dict[str, Path], out: Path, source: str) -> No
     write_json(out / "data.json", meta)
 
 
+SPLITS = ("train", "val", "test")  # of a Part A set: x_<split>, y_<split>
+
+
 def load_meta(data_dir: Path) -> dict:
     return read_json(data_dir / "data.json")
 
@@ -96,8 +100,11 @@ def load_classifier_set(data_dir: Path, name: str) -> tuple[dict[str, torch.Tens
     if name not in meta["part_a"]:
         raise ConfigError(f"classifier.datasets: {name!r} was not prepared; data.part_a is "
                           f"{list(meta['part_a'])}")
-    d = np.load(data_dir / f"a_{name}.npz", allow_pickle=False)
-    return {k: torch.from_numpy(d[k]) for k in d.files}, meta["part_a"][name]
+    inputs = ("f", 1 + len(meta["part_a"][name]["shape"]))  # (N, C, ...) float32
+    expect = {f"{xy}_{split}": inputs if xy == "x" else ("iu", 1)
+              for split in SPLITS for xy in "xy"}
+    d = load_npz(data_dir / f"a_{name}.npz", expect)
+    return {k: torch.from_numpy(v) for k, v in d.items()}, meta["part_a"][name]
 
 
 def load_gan_images(data_dir: Path, name: str) -> tuple[dict[str, torch.Tensor], dict]:
@@ -106,5 +113,5 @@ def load_gan_images(data_dir: Path, name: str) -> tuple[dict[str, torch.Tensor],
     if name not in meta["part_b"]:
         raise ConfigError(f"gan.iterations: image dataset {name!r} was not prepared; "
                           f"data.part_b is {list(meta['part_b'])}")
-    d = np.load(data_dir / f"b_{name}.npz", allow_pickle=False)
-    return {k: torch.from_numpy(d[k]) for k in d.files}, meta["part_b"][name]
+    d = load_npz(data_dir / f"b_{name}.npz", {"train": ("f", 4), "test": ("f", 4)})
+    return {k: torch.from_numpy(v) for k, v in d.items()}, meta["part_b"][name]

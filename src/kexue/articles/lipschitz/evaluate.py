@@ -20,7 +20,7 @@ from kexue.training import RunContext
 
 from .classifier import build_classifier, measure
 from .data import load_classifier_set
-from .gan import RING, Target, build_nets, critic_lipschitz, get_arm
+from .gan import RING, Target, build_nets, critic_lipschitz, critic_saturation, get_arm
 from .store import group
 
 
@@ -106,6 +106,7 @@ def evaluate_gans(ctx: RunContext, weights: dict, history: list[dict]) -> dict:
              **critic_lipschitz(critic, target.real(n, rng), samples[:n], rng)}
         rows = [r for r in history if r.get("dataset") == dataset]
         m.update(curve_summary(rows, dataset, cfg.iterations[dataset]))
+        m.update(critic_saturation(arm, rows))  # reported, never a crash
         if dataset != RING:
             m["fid_floor"] = target.fid_floor()
         # KL to uniform is undefined when no sample is near a mode: recorded as null

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from kexue.data.toy2d import ring
 from kexue.gan.losses import bce_d_loss, nonsaturating_g_loss
 from kexue.gan.samples import generate
+from kexue.gan.saturation import discriminator_saturation
 from kexue.gan.step import AlternatingGAN, EpochBatches, SampledBatches, Schedule
 from kexue.metrics.features import feature_fid, feature_kid, load_shared_feature_net
 from kexue.metrics.modes import mode_coverage
@@ -93,6 +94,22 @@ def losses(arm: Arm, gp_weight: float):
     if arm.penalty == "none":
         return wgan_d_loss, wgan_g_loss
     return PenalisedCriticLoss(gp_weight, arm.penalty == "one-sided"), wgan_g_loss
+
+
+def critic_saturation(arm: Arm, rows: list[dict]) -> dict:
+    """Whether D saturated (``kexue.gan.saturation``), from one dataset's history rows.
+
+    The BCE arm's D is a sigmoid classifier: the kit's detector applies as it is. A WGAN critic
+    has none, and the detector does not apply (``d_saturated`` None): its loss E f(fake) −
+    E f(real) estimates −K·W₁(P, Q), with no chance level and no floor, and telling the samples
+    apart is its normal state, not a failure; a K-Lipschitz critic still gives G gradients of
+    norm up to K along the transport paths, so they do not vanish as a certain sigmoid D's do.
+    The WGAN's own failure is the constraint giving way, and Part B measures that directly
+    (the critic's Lipschitz constant, ``critic_lipschitz``).
+    """
+    if arm.loss == "bce":
+        return discriminator_saturation(rows).metrics()
+    return {"d_saturated": None}
 
 
 def critic_lipschitz(critic: nn.Module, real: Tensor, fake: Tensor,
