@@ -3,7 +3,7 @@
 #
 #   sudo scripts/slurm-local.sh start    # install (Debian packages), configure, start, wait idle
 #   sudo scripts/slurm-local.sh status   # sinfo
-#   sudo scripts/slurm-local.sh stop     # stop the daemons, remove their pid files
+#   sudo scripts/slurm-local.sh stop     # stop the daemons, remove their pid files and slurm.conf
 #
 # SLURM_LOCAL_GPUS=1 declares one GPU on the node (gres gpu with /dev/null as its device): enough
 # for the scheduler to accept and record `--gpus=1` jobs on a machine without one (the tests);
@@ -145,6 +145,11 @@ stop_daemons() {  # pid files, in the order to stop them
 
 stop() {
     stop_daemons "${PIDS[@]}"  # the reverse of the start order
+    # Back to the client as Debian installs it, unconfigured: every `scontrol` then fails at
+    # once, whereas a slurm.conf naming a stopped controller makes it wait ~10 s for an answer,
+    # and the Snakemake SLURM plugin runs `scontrol show config` on every snakemake start.
+    # `start` writes the file again.
+    rm -f "$CONF"
     echo "slurm-local: stopped"
 }
 

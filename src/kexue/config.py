@@ -29,6 +29,7 @@ import os
 import re
 import types
 import typing
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -182,9 +183,11 @@ def load_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
     return params
 
 
+@cache
 def cuda_present() -> bool:
     """Whether CUDA can be used, without importing torch (Snakemake parses the DAG without it):
-    a CUDA build of torch and an NVIDIA device node."""
+    a CUDA build of torch and an NVIDIA device node. Cached: Snakemake asks once per job and
+    resource, and each metadata look-up scans sys.path."""
     try:
         version = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
