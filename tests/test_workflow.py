@@ -207,6 +207,21 @@ def test_switching_variants_keeps_dvc_status_truthful(smoke_repo):
 
 
 @pytest.mark.slow
+def test_editing_another_profile_leaves_dvc_stages_up_to_date(smoke_repo):
+    params = yaml.safe_load((smoke_repo / "params.yaml").read_text())
+    params["articles"]["nice"]["default"]["runs"]["su"]["epochs"] = 7
+    (smoke_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        assert "up to date" in run(["dvc", "status"], smoke_repo).stdout
+        params["articles"]["nice"]["smoke"]["runs"]["su"]["epochs"] = 3
+        (smoke_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        changed = run(["dvc", "status"], smoke_repo).stdout
+        assert "articles.nice.smoke" in changed and "train--smoke-embedded--nice--su" in changed
+    finally:
+        run(GIT + ["checkout", "--", "params.yaml"], smoke_repo)
+
+
+@pytest.mark.slow
 def test_dvc_push_pull_round_trip(smoke_repo, tmp_path):
     run(["dvc", "remote", "add", "--local", "-d", "store", str(tmp_path / "store")], smoke_repo)
     run(["dvc", "push"], smoke_repo)

@@ -105,9 +105,12 @@ def _roots(job: Job, params: dict) -> tuple[str, ...]:
                                             for x in config.article_ids(params))
 
 
-def _params(job: Job) -> list[str]:
+def _params(job: Job, params: dict) -> list[str]:
+    """The params.yaml keys a job depends on: an article's job only on its block for this
+    profile, so that editing another profile's settings leaves these stages up to date (and
+    dvc.lock does not record every profile's values for every stage)."""
     if job.article:
-        return ["profile", "data_source", f"articles.{job.article}"]
+        return ["profile", "data_source", f"articles.{job.article}.{params['profile']}"]
     return ["data_source"] if job.rule in ("download", "generate") else ["profile", "data_source"]
 
 
@@ -124,7 +127,7 @@ def stage(job: Job, params: dict) -> dict:
         "cmd": f"snakemake --cores all --force --allowed-rules {job.rule} -- "
                + " ".join(job.outputs),
         "deps": sorted(set(job.inputs) | set(closure(_roots(job, params)))),
-        "params": _params(job),
+        "params": _params(job, params),
         "outs": outs,
     }
     if metrics:
