@@ -30,10 +30,10 @@ from .model import Glow, build_model
 OFFSET = -0.5
 
 # torch.compile of the loss, measured by benchmarks/peers.py --compile (L3 K4 W128, 16x16, batch
-# 32, 1 thread): 47-57 s of compilation; a 64 ms eager step (fused Adam), 18 % of it saved
-# (ours/peer 0.72 compiled against 0.88 eager). Pays from ~5,000 steps: the full profile's
-# 150k, not default's 2.4k. Larger Glows step slower and repay it sooner: the safe side.
-COMPILE_COST = CompileCost(compile_s=57.0, step_s=0.064, saving=0.18)
+# 32, 1 thread; README "Speed"): 47-59 s of compilation, a 64 ms eager step (fused Adam), 15 %
+# of it saved (ours/peer 0.71 compiled against 0.83 eager). Pays from ~6,000 steps: the full
+# profile's 150k, not default's <= 2.4k. Larger Glows step slower and repay it sooner.
+COMPILE_COST = CompileCost(compile_s=59.0, step_s=0.064, saving=0.15)
 
 
 def nll(model: Glow, k: torch.Tensor, n_levels: int, seed: int, device, limit: int = 0) -> float:
