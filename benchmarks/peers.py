@@ -19,8 +19,10 @@ articles evaluate) of ``--eval-images`` images, with half as many pairs.
 Matching the models: Glow = L levels of K x (actnorm, LU 1x1 conv, affine coupling with
 sigmoid(h + 2) scale, net conv3x3-ReLU-conv1x1-ReLU-zero conv3x3) on both sides; ours adds a
 conditional split prior and a learned top (normflows: a per-channel GlowBase per level). NICE =
-4 additive couplings with 5 x 1000 ReLU MLPs and a Gaussian prior; ours has a diagonal exp-scale
-(784 parameters), the peer a trainable diagonal Gaussian (2 x 784). Parameter counts are printed.
+4 additive couplings with 5 x 1000 ReLU MLPs and a Gaussian prior (ours: Su's reverse + even/odd
+split, run on contiguous halves after one deinterleave; the peer: halves); ours has a diagonal
+exp-scale (784 parameters), the peer a trainable diagonal Gaussian (2 x 784). Parameter counts
+are printed.
 """
 
 from __future__ import annotations
