@@ -13,13 +13,16 @@ of percent between minutes, while a ratio of neighbouring steps stays within a f
 Rows per case: the training step with the same optimiser on both sides; the same with our fused
 Adam (one kernel over all parameters instead of ~140 small ones; the peer keeps its default);
 ``--compile`` adds our torch.compile'd step (its compile time is printed: it only pays on long
-runs); and log-likelihood evaluation (no gradients) of ``--eval-images`` images.
+runs); and log-likelihood evaluation (under ``torch.inference_mode`` on both sides, as the
+articles evaluate) of ``--eval-images`` images, with half as many pairs.
 
 Matching the models: Glow = L levels of K x (actnorm, LU 1x1 conv, affine coupling with
 sigmoid(h + 2) scale, net conv3x3-ReLU-conv1x1-ReLU-zero conv3x3) on both sides; ours adds a
 conditional split prior and a learned top (normflows: a per-channel GlowBase per level). NICE =
-4 additive couplings with 5 x 1000 ReLU MLPs and a Gaussian prior; ours has a diagonal exp-scale
-(784 parameters), the peer a trainable diagonal Gaussian (2 x 784). Parameter counts are printed.
+4 additive couplings with 5 x 1000 ReLU MLPs and a Gaussian prior (ours: Su's reverse + even/odd
+split, run on contiguous halves after one deinterleave; the peer: halves); ours has a diagonal
+exp-scale (784 parameters), the peer a trainable diagonal Gaussian (2 x 784). Parameter counts
+are printed.
 """
 
 from __future__ import annotations
@@ -139,7 +142,7 @@ def train_step(model, x, fused: bool = False, compile_: bool = False) -> Callabl
 
 
 def eval_step(model, x, batch: int) -> Callable[[], None]:
-    @torch.no_grad()
+    @torch.inference_mode()  # as the articles evaluate; the peer gets the same
     def step():
         for i in range(0, len(x), batch):
             model.log_prob(x[i: i + batch])
@@ -198,7 +201,7 @@ def run_case(case: Case, args, device) -> list[tuple[str, dict]]:
     ours.eval(), peer.eval()
     rows.append((f"log-likelihood of {args.eval_images}", alternate(
         eval_step(ours, x_eval, args.eval_batch), eval_step(peer, x_eval, args.eval_batch),
-        max(3, args.pairs // 4), 1, device)))
+        max(3, args.pairs // 2), 1, device)))
     return rows
 
 

@@ -16,6 +16,7 @@ from kexue.nn.flows import (
     AdditiveCoupling,
     AffineCoupling,
     ConditionalSplit,
+    Deinterleave,
     ExpScale,
     FlowSequential,
     InvConvLU,
@@ -66,6 +67,7 @@ def _blocks():
         "nice_coupling_interleave": (AdditiveCoupling(mlp(8, 8, 16, 2, out_act=True),
                                                       "interleave", sign=-1.0), (16,)),
         "nice_reverse": (Reverse(), (16,)),
+        "nice_deinterleave": (Deinterleave(), (16,)),
         "nice_exp_scale": (ExpScale(16, init_std=0.3), (16,)),
         "vector_invconv": (InvConvLU(16, seed=2), (16,)),
         "vector_actnorm": (ActNorm(16), (16,)),
@@ -99,6 +101,13 @@ def test_block_logdet_matches_autograd(name):
     sign, logabs = torch.linalg.slogdet(jac)
     assert sign != 0
     assert logdet[0].item() == pytest.approx(logabs.item(), abs=1e-8)
+
+
+def test_deinterleave_turns_even_odd_into_halves_and_commutes_with_reverse():
+    x = torch.arange(12.0).view(1, 12)
+    y, _ = Deinterleave()(x)
+    assert y[0].tolist() == [0, 2, 4, 6, 8, 10, 1, 3, 5, 7, 9, 11]
+    assert torch.equal(Deinterleave()(x.flip(1))[0], y.flip(1))
 
 
 def test_lu_logdet_matches_slogdet_and_starts_orthogonal():

@@ -16,7 +16,12 @@ from kexue.articles.nice.train import nll, train
 from kexue.data.embedded import sklearn_digits
 from kexue.io import load_torch
 from kexue.metrics.likelihood import bits_per_dim
-from kexue.nn.flows import gaussian_log_prob, logistic_log_prob
+from kexue.nn.flows import (
+    AdditiveCoupling,
+    FlowSequential,
+    gaussian_log_prob,
+    logistic_log_prob,
+)
 from kexue.training import Checkpointer, RunContext, read_history
 
 
@@ -32,8 +37,8 @@ def _model(recipe, dims=16, hidden=8):
 def test_reverse_inverts_forward(recipe):
     model = _model(recipe)
     x = torch.rand(5, 16, dtype=torch.float64)
-    z, _ = model.flow(x)
-    assert torch.allclose(model.flow.reverse(z), x, atol=1e-5)
+    z, _ = model(x)
+    assert torch.allclose(model.reverse(z), x, atol=1e-5)
     assert not torch.allclose(z, x)
 
 
@@ -41,20 +46,56 @@ def test_reverse_inverts_forward(recipe):
 def test_logdet_matches_autograd_jacobian(recipe):
     model = _model(recipe)
     x = torch.rand(1, 16, dtype=torch.float64)
-    _, logdet = model.flow(x)
-    jac = torch.autograd.functional.jacobian(lambda v: model.flow(v.unsqueeze(0))[0][0], x[0])
+    _, logdet = model(x)
+    jac = torch.autograd.functional.jacobian(lambda v: model(v.unsqueeze(0))[0][0], x[0])
     assert torch.allclose(logdet[0], torch.linalg.slogdet(jac)[1], atol=1e-8)
 
 
 def test_su_coupling_subtracts_relu_net_in_the_encoder():
     model = _model("su")
-    coupling = model.flow[1]
+    coupling = model.flow[1]  # on the model's deinterleaved layout: contiguous halves
     x = torch.rand(2, 16, dtype=torch.float64)
     y, _ = coupling(x)
-    m = coupling.net(x[:, 0::2])
+    m = coupling.net(x[:, :8])
     assert (m >= 0).all()  # ReLU on the net's output is part of Su's recipe
-    assert torch.allclose(y[:, 1::2], x[:, 1::2] - m)
-    assert torch.equal(y[:, 0::2], x[:, 0::2])
+    assert torch.allclose(y[:, 8:], x[:, 8:] - m)
+    assert torch.equal(y[:, :8], x[:, :8])
+
+
+def _even_odd_flow(model: Nice) -> FlowSequential:
+    """The model as Su wrote it: reverse, then split the dims even/odd, before every coupling."""
+    layers = []
+    for layer in list(model.flow)[:-1]:
+        if isinstance(layer, AdditiveCoupling):
+            layer = AdditiveCoupling(layer.net, "interleave", layer.sign)
+        layers.append(layer)
+    return FlowSequential(*layers, model.flow[-1])
+
+
+@pytest.mark.parametrize("recipe", ["su", "original"])
+def test_contiguous_layout_is_the_even_odd_flow_bit_for_bit(recipe):
+    torch.manual_seed(0)
+    model = Nice(784, 4, 64, 2, recipe, 0.05)  # float32, the article's dims
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    reference = _even_odd_flow(model)
+    x = torch.rand(32, 784)
+    z, logdet = model(x)
+    z_ref, logdet_ref = reference(x)
+    assert torch.equal(z, z_ref) and torch.equal(logdet, logdet_ref)
+    assert not torch.allclose(z, x * model.flow[-1].log_scale.exp())  # the couplings act
+    assert torch.equal(model.reverse(z), reference.reverse(z))
+    # and so are the gradients of the loss
+    grads = torch.autograd.grad(model.log_prob(x).mean(), list(model.parameters()))
+    z_ref, logdet_ref = reference(x)
+    ref_loss = (gaussian_log_prob(z_ref) if recipe == "su" else logistic_log_prob(z_ref))
+    ref_grads = torch.autograd.grad((ref_loss + logdet_ref).mean(), list(model.parameters()))
+    assert all(torch.equal(g, r) for g, r in zip(grads, ref_grads))
+
+
+def test_odd_dims_are_refused():
+    with pytest.raises(ValueError, match="odd"):
+        Nice(15, 4, 8, 2, "su", 0.05)
 
 
 def test_uniform_model_gives_exactly_8_bits_per_dim():

@@ -70,12 +70,20 @@ def test_atomic_save_leaves_no_partial_file(tmp_path):
 
 
 def test_compilation_is_decided_by_the_run_length():
-    from kexue.training import COMPILE_MIN_STEPS, compiled_if_long
+    from kexue.training import CompileCost, compiled_if_long
 
     def loss(x):
         return (x * x).sum()
 
-    assert compiled_if_long(loss, COMPILE_MIN_STEPS - 1) is loss
-    assert compiled_if_long(loss, 10 * COMPILE_MIN_STEPS, "off") is loss
-    assert compiled_if_long(loss, COMPILE_MIN_STEPS) is not loss
+    # 60 s of compilation, 20 % of a 0.1 s step saved: repaid after 3,000 steps
+    cost = CompileCost(compile_s=60.0, step_s=0.1, saving=0.2)
+    assert cost.break_even_steps() == pytest.approx(3000)
+    assert compiled_if_long(loss, 2999, cost=cost) is loss
+    assert compiled_if_long(loss, 3001, cost=cost) is not loss
+    assert compiled_if_long(loss, 10**6, "off", cost) is loss
+    assert compiled_if_long(loss, 10**6) is loss  # no measured cost: never on "auto"
     assert compiled_if_long(loss, 1, "on") is not loss
+    # a step that compilation does not speed up never pays, however long the run
+    assert not CompileCost(60.0, 0.1, 0.0).pays(10**9)
+    # a slower step repays the same compilation sooner
+    assert CompileCost(60.0, 0.2, 0.2).pays(2000) and not cost.pays(2000)

@@ -59,16 +59,31 @@ def autocast(device: torch.device, precision: str):
                           enabled=effective_precision(device, precision) == "bf16")
 
 
-# torch.compile of a flow's loss costs about a minute of compilation on a CPU (Glow: 47-57 s,
-# benchmarks/peers.py --compile) and makes each step ~20 % faster (ours/peer 0.72 against 0.88):
-# it repays itself only on runs of many thousands of steps, such as the `full` profile's.
-COMPILE_MIN_STEPS = 20_000
+@dataclass(frozen=True)
+class CompileCost:
+    """What torch.compile of a training step costs once and saves on every step, measured for an
+    article at its reference size (benchmarks/peers.py --compile): compilation pays when the run's
+    steps x step_s x saving exceed compile_s. Constants, not a timing of the run itself: the
+    decision (and so the rounding of the weights) depends only on the config."""
+
+    compile_s: float  # one-off compilation, seconds
+    step_s: float  # one eager step, seconds
+    saving: float  # the fraction of an eager step that the compiled step saves
+
+    def break_even_steps(self) -> float:
+        """The run length from which compilation pays (inf when it saves nothing)."""
+        return self.compile_s / (self.step_s * self.saving) if self.saving > 0 else math.inf
+
+    def pays(self, total_steps: int) -> bool:
+        return total_steps > self.break_even_steps()
 
 
-def compiled_if_long(fn: Callable, total_steps: int, mode: str = "auto") -> Callable:
-    """``fn`` under torch.compile when ``mode`` is "on", or "auto" and the run has at least
-    COMPILE_MIN_STEPS steps; ``fn`` itself otherwise ("off", or a short run)."""
-    if mode == "on" or (mode == "auto" and total_steps >= COMPILE_MIN_STEPS):
+def compiled_if_long(fn: Callable, total_steps: int, mode: str = "auto",
+                     cost: CompileCost | None = None) -> Callable:
+    """``fn`` under torch.compile when ``mode`` is "on", or "auto" and ``cost`` says a run of
+    ``total_steps`` repays the compilation; ``fn`` itself otherwise ("off", a short run, or no
+    measured cost)."""
+    if mode == "on" or (mode == "auto" and cost is not None and cost.pays(total_steps)):
         return torch.compile(fn)
     return fn
 

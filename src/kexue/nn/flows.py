@@ -4,7 +4,8 @@ Every invertible layer has ``forward(x) -> (y, logdet)`` (data -> latent, logdet
 shape (B,)) and ``reverse(y) -> x``. Layers work on vectors (B, D) and on images (B, C, H, W);
 "channels" means dim 1 in both cases.
 
-Permutations: ``Reverse``, ``Shuffle`` (fixed random), ``InvConvLU`` (Glow's 1x1 conv).
+Permutations: ``Reverse``, ``Shuffle`` (fixed random), ``Deinterleave`` (even, then odd
+channels), ``InvConvLU`` (Glow's 1x1 conv).
 Couplings: ``AdditiveCoupling`` (NICE), ``AffineCoupling`` (RealNVP/Glow), with ``mlp`` or
 ``coupling_net`` (zero-initialised last conv; Keras/openai init, openai's inner actnorm
 (``Values``) and output gain (``ZeroConvGain``) as switches). Scalings: ``ExpScale`` (NICE),
@@ -84,6 +85,22 @@ def merge_channels(a: torch.Tensor, b: torch.Tensor, mode: str) -> torch.Tensor:
         return torch.cat([a, b], dim=1)
     # interleave: stack along a new last axis of the channel dim, then flatten it back
     return torch.stack([a, b], dim=2).flatten(1, 2)
+
+
+class Deinterleave(nn.Module):
+    """The even channels, then the odd ones: (x0, x1, x2, x3, ...) -> (x0, x2, ..., x1, x3, ...);
+    an even channel count.
+
+    A fixed permutation (logdet 0). After it an ``interleave`` split is a ``half`` split of
+    contiguous halves, and for an even channel count it commutes with :class:`Reverse`: a chain
+    of reverse + interleaved couplings equals deinterleave, the same chain with halves, and the
+    inverse at the end, without the strided copies of every split and merge (NICE)."""
+
+    def forward(self, x):
+        return torch.cat(split_channels(x, "interleave"), dim=1), x.new_zeros(x.shape[0])
+
+    def reverse(self, y):
+        return merge_channels(*y.chunk(2, dim=1), "interleave")
 
 
 class AdditiveCoupling(nn.Module):

@@ -67,7 +67,7 @@ class RunConfig:
     # evaluation is fp32
     precision: Literal["fp32", "bf16"] = "fp32"
     # torch.compile of the loss: "auto" compiles runs long enough to repay the compilation
-    # (kexue.training.COMPILE_MIN_STEPS: the full profile's 150k steps, not default's 2.4k)
+    # (train.COMPILE_COST: from ~6,000 steps, so the full profile's 150k, not default's 2.4k)
     compile: Literal["auto", "on", "off"] = "auto"
     eval_images: NonNegative[int] = 0  # validation images for the per-epoch curve; 0 = all
     temperatures: tuple[Positive[float], ...] = (0.7, 0.8, 1.0)

@@ -14,6 +14,7 @@ from kexue.nn.flows import data_dependent_init
 from kexue.rng import epoch_permutation, named_generator, step_generator
 from kexue.training import (
     Checkpointer,
+    CompileCost,
     Run,
     RunContext,
     TrackedState,
@@ -28,13 +29,20 @@ from .model import Glow, build_model
 # Su's x/256 - 0.5 + U[0, 1/256): the data cube centred on 0
 OFFSET = -0.5
 
+# torch.compile of the loss, measured by benchmarks/peers.py --compile (L3 K4 W128, 16x16, batch
+# 32, 1 thread; README "Speed"): 47-59 s of compilation, a 64 ms eager step (fused Adam), 15 %
+# of it saved (ours/peer 0.71 compiled against 0.83 eager). Pays from ~6,000 steps: the full
+# profile's 150k, not default's <= 2.4k. Larger Glows step slower and repay it sooner.
+COMPILE_COST = CompileCost(compile_s=59.0, step_s=0.064, saving=0.15)
+
 
 def nll(model: Glow, k: torch.Tensor, n_levels: int, seed: int, device, limit: int = 0) -> float:
     """Mean NLL (nats / image) of dequantised images, one fixed noise draw per image."""
     was_training = model.training
     model.eval()
-    value = test_nll(model.log_prob, k[:limit] if limit else k,
-                     lambda kk, u: dequantise(kk, u, n_levels, OFFSET), seed, device)
+    with torch.inference_mode():  # no autograd state for a forward-only pass
+        value = test_nll(model.log_prob, k[:limit] if limit else k,
+                         lambda kk, u: dequantise(kk, u, n_levels, OFFSET), seed, device)
     model.train(was_training)
     return value
 
@@ -140,7 +148,7 @@ def train(ctx: RunContext) -> None:
             print(f"[glow/{ctx.run}] data-dependent actnorm init on {len(x)} images")
 
     mean_nll = compiled_if_long(lambda x: -model.log_prob(x).mean(),
-                                cfg.epochs * cfg.steps_per_epoch, cfg.compile)
+                                cfg.epochs * cfg.steps_per_epoch, cfg.compile, COMPILE_COST)
 
     def train_step(step: int) -> dict:
         k = x_train[batches(step)]

@@ -7,6 +7,7 @@ import torch
 from kexue.nn import keras_init
 from kexue.nn.flows import (
     AdditiveCoupling,
+    Deinterleave,
     ExpScale,
     FlowSequential,
     Reverse,
@@ -21,25 +22,52 @@ class Nice(torch.nn.Module):
 
     ``su`` (Su's Keras model): ReLU on the coupling net's output, h2 = x2 - m(x1), Gaussian
     prior, Keras initialisation. ``original`` (the paper): linear output, h2 = x2 + m(x1),
-    logistic prior."""
+    logistic prior.
+
+    Both reverse the dims and split them even/odd before each coupling. The same bijection runs
+    here on contiguous halves: the dims are deinterleaved once at the input (which commutes with
+    the reversals) and interleaved back before the scale, so no coupling copies strided halves.
+    ``forward``/``reverse`` are the whole flow; ``flow`` holds its parameters (state-dict keys
+    as when every coupling split even/odd itself)."""
 
     def __init__(self, dims: int, couplings: int, hidden: int, depth: int, recipe: str,
                  scale_init_std: float):
         super().__init__()
+        if dims % 2:
+            raise ValueError(f"NICE splits the dims in two halves: {dims} is odd")
         su = recipe == "su"
         layers = []
         for _ in range(couplings):
             net = mlp(dims // 2, dims // 2, hidden, depth, out_act=su)
-            # Reverse then interleave: consecutive couplings update alternating halves.
-            layers += [Reverse(), AdditiveCoupling(net, "interleave", sign=-1.0 if su else 1.0)]
+            # Reverse then split: consecutive couplings update alternating halves.
+            layers += [Reverse(), AdditiveCoupling(net, "half", sign=-1.0 if su else 1.0)]
         layers.append(ExpScale(dims, init_std=scale_init_std))
         self.flow = FlowSequential(*layers)
+        self.layout = Deinterleave()
         keras_init(self)  # Su's Keras Dense layers
         self.prior = "gaussian" if su else "logistic"
         self.dims = dims
 
+    def _couplings(self) -> list[torch.nn.Module]:
+        """The reversals and couplings: every layer but the final scale."""
+        return list(self.flow)[:-1]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x -> (z, logdet). Reversals and additive couplings have unit Jacobians: the log-det
+        is the scale's alone."""
+        h, _ = self.layout(x)
+        for layer in self._couplings():
+            h, _ = layer(h)
+        return self.flow[-1](self.layout.reverse(h))
+
+    def reverse(self, z: torch.Tensor) -> torch.Tensor:
+        h, _ = self.layout(self.flow[-1].reverse(z))
+        for layer in reversed(self._couplings()):
+            h = layer.reverse(h)
+        return self.layout.reverse(h)
+
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        z, logdet = self.flow(x)
+        z, logdet = self(x)
         lp = gaussian_log_prob(z) if self.prior == "gaussian" else logistic_log_prob(z)
         return lp + logdet
 
@@ -52,7 +80,7 @@ class Nice(torch.nn.Module):
             u = torch.rand(n, self.dims, generator=generator).clamp(1e-6, 1 - 1e-6)
             z = torch.log(u) - torch.log1p(-u)
         # Temperature multiplies z before the inverse, on top of the learned scales.
-        return self.flow.reverse(z.to(device) * temperature)
+        return self.reverse(z.to(device) * temperature)
 
 
 def build_model(dims: int, cfg) -> Nice:

@@ -21,8 +21,9 @@ def nll(model: Nice, k: torch.Tensor, n_levels: int, cfg: RunConfig, device) -> 
     dequantisation draw per image for ``original``."""
     was_training = model.training
     model.eval()
-    value = _test_nll(model.log_prob, k, lambda kk, u: to_unit(kk, n_levels, cfg.recipe, u),
-                      cfg.seed, device, noise=cfg.recipe == "original", batch=1000)
+    with torch.inference_mode():  # no autograd state for a forward-only pass
+        value = _test_nll(model.log_prob, k, lambda kk, u: to_unit(kk, n_levels, cfg.recipe, u),
+                          cfg.seed, device, noise=cfg.recipe == "original", batch=1000)
     model.train(was_training)
     return value
 
