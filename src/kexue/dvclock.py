@@ -1,0 +1,71 @@
+"""One writer at a time between the two front doors, ``snakemake`` and ``dvc repro``.
+
+``dvc repro`` holds DVC's repository lock (``.dvc/tmp/lock``, an flock through zc.lockfile)
+for its whole run and deletes a stage's outputs *before* it runs the stage's command. That
+command is a Snakemake run, whose own lock therefore comes too late: by the time it meets a
+running Snakemake's lock, DVC has already deleted that run's outputs. So a Snakemake run holds
+DVC's lock as well (``hold``, from the Snakefile's ``onstart``): a ``dvc repro`` started beside
+it stops at once with DVC's "Unable to acquire lock" before touching anything, and a Snakemake
+started beside a running ``dvc repro`` refuses with one line naming it. The kernel drops the
+lock when the process ends, so a killed run leaves nothing stale. Snakemake inside a DVC stage
+(``DVC_STAGE`` set) runs under its ``dvc repro``'s lock and takes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kexue.errors import UserError
+
+LOCK = Path(".dvc") / "tmp" / "lock"
+_held = []  # the zc.lockfile.LockFile this process holds (at most one)
+
+
+class DvcRunning(UserError):
+    """DVC holds its repository lock: another front door is writing in this folder."""
+
+
+def hold(repo: Path = Path(".")) -> None:
+    """Take DVC's repository lock for this process until ``release`` or exit; raise
+    ``DvcRunning`` when DVC (or another Snakemake) holds it. Nothing to do outside a DVC
+    repository, inside a DVC stage, or when this process holds it already."""
+    if _held or "DVC_STAGE" in os.environ or not (repo / ".dvc").is_dir():
+        return
+    import zc.lockfile  # DVC's own lock backend
+
+    path = repo / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _held.append(zc.lockfile.LockFile(str(path)))
+    except zc.lockfile.LockError:
+        raise DvcRunning(f"{path} is held by {_holder(path)}: DVC or another Snakemake is "
+                         "writing in this folder; wait for it to finish, then run again") from None
+
+
+def release() -> None:
+    """Let DVC have its lock again (before this process runs ``dvc commit`` itself)."""
+    while _held:
+        _held.pop().close()
+
+
+def _holder(path: Path) -> str:
+    """``pid N (its command line)`` from the pid zc.lockfile writes into the lock file."""
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return "another process"
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return f"pid {pid}"
+    return f"pid {pid} ({_short(command.strip())})"
+
+
+def _short(command: str) -> str:
+    """``.../bin/python3 .../bin/dvc repro x`` -> ``dvc repro x``."""
+    words = command.split()
+    for i, word in enumerate(words):
+        if Path(word).name in ("dvc", "snakemake"):
+            return " ".join([Path(word).name, *words[i + 1:]])
+    return command
