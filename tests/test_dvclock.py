@@ -2,6 +2,8 @@
 ``snakemake`` never write in one folder at once (the end-to-end runs are in
 test_faults_snakemake.py)."""
 
+import json
+import os
 import subprocess
 import sys
 
@@ -41,8 +43,8 @@ def test_a_held_lock_stops_dvc_until_released(repo):
 
 def test_refuses_naming_the_process_that_holds_it(repo):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, zc.lockfile; l = zc.lockfile.LockFile(sys.argv[1]);"
-         " print('held', flush=True); sys.stdin.read()", str(repo / LOCK)],
+        [sys.executable, "-c", ("import sys, zc.lockfile; l = zc.lockfile.LockFile(sys.argv[1]);"
+                                " print('held', flush=True); sys.stdin.read()"), str(repo / LOCK)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "held\n"
@@ -69,3 +71,19 @@ def test_the_holder_is_named_by_its_program():
     assert dvclock._short("/v/bin/python3 /v/bin/dvc repro --force x") == "dvc repro --force x"
     assert dvclock._short("/v/bin/python3 /v/bin/snakemake --cores 1") == "snakemake --cores 1"
     assert dvclock._short("sleep 10") == "sleep 10"
+
+
+def test_refuses_while_dvc_writes_a_stage_without_its_repository_lock(repo):
+    """During a stage's command DVC lets go of its repository lock; its rwlock names the
+    writer. A live writer refuses the run (and leaves the lock free); a dead one is stale."""
+    rwlock = repo / ".dvc" / "tmp" / "rwlock"
+    alive = {"pid": os.getpid(), "cmd": "dvc repro train--x"}
+    rwlock.write_text(json.dumps({"write": {"results/x": alive}, "read": {}}))
+    with pytest.raises(DvcRunning, match=rf"pid {os.getpid()} \(dvc repro train--x\) writing"):
+        hold(repo)
+    assert _dvc_can_lock(repo)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    rwlock.write_text(json.dumps({"write": {"results/x": {"pid": int(dead), "cmd": "dvc"}}}))
+    hold(repo)
+    assert not _dvc_can_lock(repo)
