@@ -36,5 +36,9 @@ rule all:
         JOBS[-1].outputs,
 
 
+onstart:
+    hold_dvc_lock()
+
+
 onsuccess:
     commit_to_dvc()

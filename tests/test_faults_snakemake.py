@@ -1,16 +1,20 @@
 """The fault suite through the front doors: SIGKILL at a random point of every stage kind of a
 real Snakemake run, and two front doors at once (Snakemake twice, DVC against Snakemake).
 
-Every test works on a copy of the working tree on the smoke profile, cut to one article and
-one run so that a whole pass takes about a minute (NICE; vi_gan for the feature network,
-NICE on the mirror's MNIST for a download). A reference copy is built once without
-interruption; a victim copy has each stage's job killed (the whole process group: Snakemake,
-its shell, tee and the job, as a power cut would) and rerun the way a user would, and must then
-hold the same results, weights bit for bit.
+Every test works on a copy of the working tree on the smoke profile, cut to one article, one
+run and one seed (NICE; vi_gan for the feature network, NICE on the mirror's MNIST for a
+download). One reference copy is built once without interruption and shared by the module; one
+victim copy has each stage's job killed in turn (the whole process group: Snakemake, its shell,
+tee and the job, as a power cut would) and rerun the way a user would, and must then hold the
+same results, weights bit for bit. Training is killed at a moment read from the file system
+(after its checkpoint was written, at a random fraction of the time between two checkpoints),
+never from a clock that a quiet or a loaded machine would make wrong.
 
 What a user sees after the kill is part of what is checked: Snakemake's lock message (a killed
-Snakemake cannot remove its lock), ``snakemake --unlock``, and a rerun that redoes the killed
-job, never taking its partial output for a finished one.
+Snakemake cannot remove its lock), ``snakemake --unlock``, and a plain rerun that redoes the
+killed job (the workflow profile's ``rerun-incomplete``), never taking its partial output for a
+finished one. Two front doors at once are made deterministic by freezing (SIGSTOP) the running
+job while the other door is tried.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -38,16 +44,12 @@ from kexue.training import read_history
 from test_workflow import GIT, _copy_worktree
 
 faults = pytest.mark.faults
-# Opt-in until they are reliable: on a quiet machine four of them fail on their own timing
-# assumptions (a kill before the first checkpoint exists; a rerun that meets Snakemake's
-# incomplete-file guard before the job it waits for) — see issue 16.
-pytestmark = pytest.mark.skipif(not os.environ.get("KEXUE_DAG_FAULTS"),
-                                reason="opt-in (KEXUE_DAG_FAULTS=1): kills through Snakemake, "
-                                       "minutes each, not yet reliable")
 
 VARIANT = "smoke-embedded"
 RUN_DIR = f"results/{VARIANT}/nice/su/seed0"
 CKPT = f"checkpoints/{VARIANT}/nice/su/seed0/last.pt"
+TRAIN_STAGE = f"train--{VARIANT}--nice--su--seed0"  # its DVC stage
+EPOCHS = 16  # a checkpoint per epoch: both train kills land well before the end
 # one random source for the whole module, its seed in every failure message
 SEED = int(os.environ.get("KEXUE_FAULT_SEED", int.from_bytes(os.urandom(4), "little")))
 RNG = random.Random(SEED)
@@ -164,17 +166,18 @@ def _output(proc: subprocess.Popen) -> str:
     return proc.log.read_text() if hasattr(proc, "log") else ""
 
 
-def kill_during(repo: Path, stage: str, args: list[str], window: float,
+def kill_during(repo: Path, stage: str, args: list[str], window: float | Callable[[], float],
                 ready: Callable[[], bool] = lambda: True, env: dict | None = None) -> Kill:
     """Start ``snakemake <args>``, wait for the job of ``stage`` to run (and ``ready``), then
-    SIGKILL the whole process group at a random moment within ``window`` seconds."""
+    SIGKILL the whole process group at a random moment within ``window`` seconds (a callable:
+    asked once ``ready`` holds)."""
     proc = start(repo, *args, env=env)
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + 900
     while (job := _job_pid(proc.pid, stage)) is None or not ready():
         assert proc.poll() is None, f"snakemake ended before its {stage} job ran:\n{_output(proc)}"
-        assert time.monotonic() < deadline, f"no {stage} job within 10 min"
-        time.sleep(0.02)
-    delay = RNG.uniform(0, window)
+        assert time.monotonic() < deadline, f"no {stage} job within 15 min"
+        time.sleep(0.005)
+    delay = RNG.uniform(0, window() if callable(window) else window)
     time.sleep(delay)
     alive = Path(f"/proc/{job}").exists() and proc.poll() is None
     group = _descendants(proc.pid, _processes())
@@ -188,29 +191,25 @@ def kill_during(repo: Path, stage: str, args: list[str], window: float,
     return Kill(delay, alive, _output(proc))
 
 
+LOCKED = "Directory cannot be locked"
+
+
 def recover(repo: Path, args: list[str], rule: str, kill: Kill,
             env: dict | None = None) -> str:
-    """What a user does after the crash: rerun; on Snakemake's lock message, ``--unlock``; on
-    its incomplete-files message (a partial output exists and Snakemake knows it), add
-    ``--rerun-incomplete``. A job killed mid-run runs again: its partial output is never taken
-    for a finished one. Returns the final rerun's output."""
-    flags, seen = [], set()
-    while True:
-        done = snakemake(repo, *flags, *args, check=False, env=env)
-        out = _both(done)
-        if "Directory cannot be locked" in out and "lock" not in seen:
-            assert "--unlock" in out, out
-            seen.add("lock")
-            snakemake(repo, "--unlock", env=env)
-        elif "seem to be incomplete" in out and "incomplete" not in seen:
-            assert "--rerun-incomplete" in out, out
-            seen.add("incomplete")
-            flags = ["--rerun-incomplete"]
-        else:
-            break
+    """What a user does after the crash: rerun; on Snakemake's lock message (a killed Snakemake
+    cannot remove its lock), ``--unlock`` and rerun. The plain rerun then continues: the
+    workflow profile's ``rerun-incomplete`` redoes a job that never finished, so the user never
+    meets the incomplete-files guard. Returns the final rerun's output."""
+    out = _both(done := snakemake(repo, *args, check=False, env=env))
+    locked = LOCKED in out
+    if locked:
+        assert "--unlock" in out, out
+        snakemake(repo, "--unlock", env=env)
+        out = _both(done := snakemake(repo, *args, check=False, env=env))
+    assert "seem to be incomplete" not in out, out[-3000:]
     assert done.returncode == 0, f"{kill.note()}\n{out[-3000:]}"
     if kill.job_alive:
-        assert "lock" in seen, f"a killed Snakemake leaves its lock {kill.note()}"
+        assert locked, f"a killed Snakemake leaves its lock {kill.note()}"
         assert re.search(rf"^(local)?rule {rule}:", out, re.MULTILINE), (
             f"the killed {rule} job did not run again: its partial output was taken for a "
             f"finished one {kill.note()}\n{out[-3000:]}")
@@ -260,9 +259,10 @@ def _html(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def nice_copies(tmp_path_factory):
-    """(reference, victim): one NICE run (12 epochs: a checkpoint per epoch, so that a kill
-    lands between checkpoints), the reference built by one uninterrupted Snakemake run."""
-    template = _template(tmp_path_factory.mktemp("template"), "nice", "su", epochs=12)
+    """(reference, victim): one NICE run (a checkpoint per epoch), the reference built by one
+    uninterrupted Snakemake run; every test of the module shares both."""
+    template = _template(tmp_path_factory.mktemp("template"), "nice", "su", epochs=EPOCHS,
+                         seeds=[0])
     reference = _clone(template, tmp_path_factory.mktemp("reference") / "repo")
     run(["snakemake", "--cores", "2"], reference)
     return reference, _clone(template, tmp_path_factory.mktemp("victim") / "repo")
@@ -334,36 +334,60 @@ NICE_STAGES = [
 @pytest.mark.parametrize("stage", NICE_STAGES, ids=[s.rule for s in NICE_STAGES])
 def test_sigkill_at_a_random_point_then_rerun_gives_the_same_results(nice_copies, stage):
     reference, victim = nice_copies
-    window = 0.9 * _seconds(reference, stage.job)
     if stage.rule == "train":  # kill twice, each time after a checkpoint: two resumes
-        outputs = _kill_train_twice(victim, stage, window)
+        outputs = _kill_train_twice(victim, stage)
     else:
         args = ["--", *stage.targets]
+        window = 0.9 * _seconds(reference, stage.job)
         outputs = recover(victim, args, stage.rule, kill_during(victim, stage.rule, args, window))
     stage.compare(reference, victim)
     assert "Traceback" not in outputs, outputs[-3000:]
 
 
-def _kill_train_twice(victim: Path, stage: Stage, window: float) -> str:
-    targets = ["--", *stage.targets]
-    checkpoint = victim / CKPT
-    first = kill_during(victim, "train", targets, min(window, 1.0), ready=checkpoint.exists)
-    assert first.job_alive, f"train finished before the first kill {first.note()}"
-    written = checkpoint.stat().st_mtime_ns
+class Checkpoints:
+    """The writes of one checkpoint file, as seen by polling it: each atomic write (a rename)
+    gives it a new inode and mtime."""
 
-    def newer_checkpoint() -> bool:  # the resumed run has written a checkpoint of its own
+    def __init__(self, path: Path):
+        self.path, self.times = path, []
+        self.seen = self._identity()
+
+    def _identity(self) -> tuple[int, int] | None:
         try:
-            return checkpoint.stat().st_mtime_ns != written
+            st = self.path.stat()
         except FileNotFoundError:
-            return False
+            return None
+        return st.st_ino, st.st_mtime_ns
 
-    snakemake(victim, "--unlock")
-    plan = _both(snakemake(victim, "-n", *targets, check=False))
-    flags = ["--rerun-incomplete"] if "seem to be incomplete" in plan else []
-    second = kill_during(victim, "train", [*flags, *targets], 0.5, ready=newer_checkpoint)
-    assert second.job_alive, f"train finished before the second kill {second.note()}"
-    assert "resuming from step" in second.output, second.output[-3000:]
-    out = recover(victim, targets, "train", second)
+    def written(self, n: int) -> bool:
+        """At least ``n`` new writes since this watch began."""
+        now = self._identity()
+        if now is not None and now != self.seen:
+            self.seen = now
+            self.times.append(time.monotonic())
+        return len(self.times) >= n
+
+    def interval(self) -> float:
+        return self.times[-1] - self.times[-2]
+
+
+def _kill_train_twice(victim: Path, stage: Stage) -> str:
+    """Kill train after its second checkpoint, at a random fraction of the time between two
+    checkpoints (so one exists, and the job is still running); rerun it and kill it the same
+    way after its resumed run wrote two checkpoints of its own; then recover."""
+    targets = ["--", *stage.targets]
+    kills = []
+    for _ in range(2):
+        watch = Checkpoints(victim / CKPT)
+        kill = kill_during(victim, "train", targets, watch.interval,
+                           ready=partial(watch.written, 2))
+        assert kill.job_alive, f"train finished before it was killed {kill.note()}"
+        assert (victim / CKPT).exists(), f"no checkpoint to resume from {kill.note()}"
+        kills.append(kill)
+        if len(kills) == 1:
+            snakemake(victim, "--unlock")
+    assert re.search(r"resuming from step [1-9]", kills[1].output), kills[1].output[-3000:]
+    out = recover(victim, targets, "train", kills[1])
     assert re.search(r"resuming from step [1-9]", out), out[-3000:]
     return out
 
@@ -387,9 +411,6 @@ def test_sigkill_of_the_feature_network_then_rerun(tmp_path_factory):
 
 
 @faults("Kill anywhere (SIGKILL through Snakemake)")
-@pytest.mark.xfail(reason="the comparison was fixed after the last run (which failed only on "
-                          "the mirror's extra SHA256SUMS.uncompressed); not re-run yet",
-                   strict=False)
 def test_sigkill_of_a_download_then_rerun(nice_copies, shared_datasets):
     """The ``download`` stage kind: MNIST for NICE on the official source, from the mirror."""
     _, victim = nice_copies
@@ -406,12 +427,25 @@ def test_sigkill_of_a_download_then_rerun(nice_copies, shared_datasets):
 # ------------------------------------------------------------------------- two front doors
 
 
-def _wait_for_job(proc: subprocess.Popen, stage: str) -> None:
-    deadline = time.monotonic() + 600
-    while _job_pid(proc.pid, stage) is None:
+def _wait_for_job(proc: subprocess.Popen, stage: str) -> int:
+    """The pid of ``proc``'s ``stage`` job, once it runs."""
+    deadline = time.monotonic() + 900
+    while (job := _job_pid(proc.pid, stage)) is None:
         assert proc.poll() is None, _output(proc)
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+        assert time.monotonic() < deadline, f"no {stage} job within 15 min"
+        time.sleep(0.005)
+    return job
+
+
+@contextmanager
+def frozen(pid: int):
+    """The process stopped (SIGSTOP) for the block: the other front door is tried while the job
+    is surely mid-run, on a quiet machine as on a loaded one."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def _dvc_cache_is_sound(repo: Path) -> None:
@@ -424,61 +458,95 @@ def _dvc_cache_is_sound(repo: Path) -> None:
     assert bad == []
 
 
-@faults("Two front doors at once")
-@pytest.mark.xfail(reason="the last run's second snakemake had nothing to do (outputs up to "
-                          "date) and took no lock; now forced to rerun train, not re-run yet",
-                   strict=False)
-def test_a_second_snakemake_gets_the_lock_message(nice_copies):
-    reference, victim = nice_copies
-    first = start(victim, "--forcerun", "train", "--", f"{RUN_DIR}/metrics.json")
-    _wait_for_job(first, "train")
-    second = snakemake(victim, "--forcerun", "train", "--", f"{RUN_DIR}/metrics.json",
-                       check=False)
-    assert second.returncode != 0
-    assert "Directory cannot be locked" in second.stdout + second.stderr
-    assert first.wait() == 0, _output(first)
-    _same_training(reference, victim)
-    _same_metrics(reference, victim)
+@dataclass
+class Beside:
+    first: int  # the running Snakemake's exit status
+    second: subprocess.CompletedProcess  # a second snakemake, tried during its train job
+    dvc: subprocess.CompletedProcess  # ``dvc repro`` of the same train stage, tried then too
+
+
+@pytest.fixture(scope="module")
+def beside_snakemake(nice_copies) -> Beside:
+    """One Snakemake retrains; while its train job is frozen mid-run, a second ``snakemake`` and
+    a ``dvc repro`` of the same job are tried."""
+    _, victim = nice_copies
+    first = start(victim, "--forcerun", "train", "--", f"{RUN_DIR}/model.pt")
+    with frozen(_wait_for_job(first, "train")):
+        second = snakemake(victim, "--forcerun", "train", "--", f"{RUN_DIR}/model.pt",
+                           check=False)
+        dvc = run(["dvc", "repro", "--force", "--single-item", TRAIN_STAGE], victim, check=False)
+    return Beside(first.wait(), second, dvc)
 
 
 @faults("Two front doors at once")
-@pytest.mark.xfail(reason="observed in the last run: dvc repro's own snakemake ran the train "
-                          "stage beside the running snakemake and succeeded (rc 0): not stopped",
-                   strict=False)
-def test_dvc_repro_while_snakemake_runs_fails_clearly(nice_copies):
+def test_a_second_snakemake_gets_the_lock_message(nice_copies, beside_snakemake):
     reference, victim = nice_copies
-    stage = "train--smoke-embedded--nice--su--seed0"
-    first = start(victim, "--forcerun", "train", "--", f"{RUN_DIR}/metrics.json")
-    _wait_for_job(first, "train")
-    dvc = run(["dvc", "repro", "--force", "--single-item", stage], victim, check=False)
-    assert first.wait() == 0, _output(first)
-    said = _both(dvc)
-    assert dvc.returncode != 0
-    # the stage's own snakemake meets the running one's incomplete-output marks or its lock
-    assert "seem to be incomplete" in said or "Directory cannot be locked" in said, said
-    assert f"failed to reproduce '{stage}'" in said, said
+    said = _both(beside_snakemake.second)
+    assert beside_snakemake.second.returncode != 0
+    assert LOCKED in said, said[-3000:]
+    assert "rule train:" not in said, "the second snakemake ran the job"
+    assert beside_snakemake.first == 0
     _same_training(reference, victim)
-    _same_metrics(reference, victim)
+
+
+@faults("Two front doors at once")
+def test_dvc_repro_while_snakemake_runs_stops_before_touching_anything(nice_copies,
+                                                                       beside_snakemake):
+    """DVC deletes a stage's outputs before it runs the stage's command: it must be stopped by
+    its own lock, which the running Snakemake holds, before that."""
+    reference, victim = nice_copies
+    said = _both(beside_snakemake.dvc)
+    assert beside_snakemake.dvc.returncode != 0
+    assert "Unable to acquire lock" in said, said[-3000:]
+    assert "Running stage" not in said, said[-3000:]
+    assert beside_snakemake.first == 0
+    _same_training(reference, victim)
     _dvc_cache_is_sound(victim)
 
 
 @faults("Two front doors at once")
-@pytest.mark.xfail(reason="the last run's second snakemake had nothing to do (outputs up to "
-                          "date) and took no lock; now forced to rerun train, not re-run yet",
-                   strict=False)
-def test_snakemake_while_dvc_repro_runs_gets_the_lock_message(nice_copies):
+def test_snakemake_while_dvc_repro_runs_refuses(nice_copies):
+    """``dvc repro`` lets go of its repository lock while its stage's command (a Snakemake run,
+    DVC_STAGE set) runs, after it deleted the stage's outputs, and lists the outputs in its
+    rwlock instead. A ``snakemake`` started while DVC's Snakemake is still being built (frozen
+    then, with its ``dvc repro``) finds that live writer in ``onstart`` and refuses naming the
+    ``dvc repro``; started later it meets Snakemake's lock. Either way it runs nothing and DVC
+    ends with the results of an uninterrupted run and a sound cache."""
     reference, victim = nice_copies
-    stage = "train--smoke-embedded--nice--su--seed0"
-    dvc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", stage], cwd=victim,
+    dvc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", TRAIN_STAGE], cwd=victim,
                            env=tool_env(victim), stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    _wait_for_job(dvc, "train")
-    second = snakemake(victim, "--forcerun", "train", "--", f"{RUN_DIR}/metrics.json",
-                       check=False)
+    _wait_for_child(dvc, "snakemake")
+    os.killpg(dvc.pid, signal.SIGSTOP)
+    try:
+        snakemake_locked = any((victim / ".snakemake" / "locks").glob("*"))
+        second = snakemake(victim, "--forcerun", "train", "--", f"{RUN_DIR}/model.pt",
+                           check=False)
+    finally:
+        os.killpg(dvc.pid, signal.SIGCONT)
     out, _ = dvc.communicate()
-    assert dvc.returncode == 0, out
+    said = _both(second)
     assert second.returncode != 0
-    assert "Directory cannot be locked" in second.stdout + second.stderr
+    assert "rule train:" not in said, "the second snakemake ran the job"
+    if snakemake_locked:
+        assert LOCKED in said, said[-3000:]
+    else:
+        assert re.search(rf"pid {dvc.pid} \(\S*dvc repro .*\) writing outputs", said), said[-3000:]
+    assert dvc.returncode == 0, out
     _same_training(reference, victim)
     _dvc_cache_is_sound(victim)
-    assert "up to date" in run(["dvc", "status", stage], victim).stdout
+    assert "up to date" in run(["dvc", "status", TRAIN_STAGE], victim).stdout
+
+
+def _wait_for_child(proc: subprocess.Popen, name: str) -> int:
+    """The pid of the first ``name`` process under ``proc`` (its command's program)."""
+    deadline = time.monotonic() + 900
+    while True:
+        table = _processes()
+        for pid in _descendants(proc.pid, table) - {proc.pid}:
+            words = table[pid][1].split()
+            if any(Path(w).name == name for w in words[:2]):
+                return pid
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, f"no {name} under {proc.args} within 15 min"
+        time.sleep(0.005)

@@ -85,10 +85,23 @@ def requests(rule_name, key):
     return lambda wildcards: job_resources(config, rule_name, wildcards.get("article"))[key]
 
 
+def hold_dvc_lock():
+    """Hold DVC's repository lock for the whole run: a `dvc repro` started beside it stops
+    before it deletes any output, and this run refuses to start beside one (kexue.dvclock)."""
+    from kexue.dvclock import DvcRunning, hold
+
+    try:
+        hold()
+    except DvcRunning as e:
+        raise WorkflowError(str(e))
+
+
 def commit_to_dvc():
     """Record the finished outputs in DVC, so that `dvc status` is clean afterwards. Only for
     the variant of params.yaml (the one dvc.yaml describes), and never inside a DVC stage,
     where DVC commits itself and a nested commit would deadlock on its locks."""
     from kexue.dvcgen import commit_outputs
+    from kexue.dvclock import release
 
+    release()  # `dvc commit` needs the lock this run held
     commit_outputs(VARIANT)
