@@ -1,8 +1,10 @@
 """params.yaml validation: every class of bad value stops before any job, naming key and value."""
 
 import copy
+import os
 
 import pytest
+import yaml
 
 from conftest import REPO, run
 from kexue import config
@@ -132,3 +134,16 @@ def test_snakemake_refuses_a_config_value_the_jobs_would_ignore():
     done = run(["snakemake", "-n", "--cores", "1", "--config", "device=cpu"], REPO, check=False)
     out = done.stdout + done.stderr
     assert done.returncode != 0 and "--config device: the jobs read these from params.yaml" in out
+
+
+def test_a_command_line_mirror_reaches_the_jobs_through_the_environment(tmp_path, monkeypatch):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(PARAMS))
+    monkeypatch.delenv("KEXUE_DATA_MIRROR", raising=False)
+    config.apply_command_line({**copy.deepcopy(PARAMS), "mirror": "/some/mirror"}, path)
+    assert os.environ["KEXUE_DATA_MIRROR"] == "/some/mirror"
+    monkeypatch.setenv("KEXUE_DATA_MIRROR", "/set/by/user")  # the environment wins
+    config.apply_command_line({**copy.deepcopy(PARAMS), "mirror": "/other"}, path)
+    assert os.environ["KEXUE_DATA_MIRROR"] == "/set/by/user"
+    with pytest.raises(config.ConfigError, match="--config device: the jobs read these"):
+        config.apply_command_line({**copy.deepcopy(PARAMS), "device": "cpu"}, path)

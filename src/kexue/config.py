@@ -385,6 +385,24 @@ def unsupported_overrides(config: dict[str, Any], file_params: dict[str, Any]) -
     return sorted(k for k in keys if config.get(k) != file_params.get(k))
 
 
+def apply_command_line(config: dict[str, Any], params_path: str | os.PathLike = "params.yaml"
+                       ) -> None:
+    """Snakemake's config against params.yaml: refuse values the jobs would silently not see,
+    and pass a command-line mirror on as KEXUE_DATA_MIRROR (unless that is set: it wins)."""
+    path = Path(params_path)
+    try:
+        file_params = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read it ({' '.join(str(e).split())})") from None
+    overridden = unsupported_overrides(config, file_params)
+    if overridden:
+        raise ConfigError(f"--config {', '.join(overridden)}: the jobs read these from {path}; set "
+                          f"them there (only {', '.join(COMMAND_LINE_KEYS)} can be given on the "
+                          "command line)")
+    if config.get("mirror") and not os.environ.get("KEXUE_DATA_MIRROR"):
+        os.environ["KEXUE_DATA_MIRROR"] = str(config["mirror"])
+
+
 def mirror(params: dict[str, Any]) -> str | None:
     """Mirror root (folder or http URL); the environment variable wins over params.yaml."""
     return os.environ.get("KEXUE_DATA_MIRROR") or params.get("mirror") or None

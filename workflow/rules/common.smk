@@ -1,6 +1,5 @@
 import os
 
-import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -10,17 +9,11 @@ from kexue.dvcgen import sync_dvc_yaml
 from kexue.errors import ConfigError
 from kexue.resources import job_resources
 
-# The jobs read params.yaml, so command-line values they would not see are refused; a
-# --config mirror reaches them as KEXUE_DATA_MIRROR (unless that is set already: it wins).
-with open("params.yaml") as f:
-    overridden = kexue_config.unsupported_overrides(config, yaml.safe_load(f) or {})
-if overridden:
-    raise WorkflowError(
-        f"--config {', '.join(overridden)}: the jobs read these from params.yaml; set them "
-        f"there (only {', '.join(kexue_config.COMMAND_LINE_KEYS)} can be given on the command line)"
-    )
-if config.get("mirror") and not os.environ.get("KEXUE_DATA_MIRROR"):
-    os.environ["KEXUE_DATA_MIRROR"] = str(config["mirror"])
+# Before the schema fills in defaults: --config values the jobs would not see are refused.
+try:
+    kexue_config.apply_command_line(config)
+except ConfigError as e:
+    raise WorkflowError(str(e))
 
 # Structure first (Snakemake's own validation), then every value against the articles'
 # config dataclasses: types, ranges and choices, before any job starts.
