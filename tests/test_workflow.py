@@ -207,6 +207,14 @@ def test_switching_variants_keeps_dvc_status_truthful(smoke_repo):
 
 
 @pytest.mark.slow
+def test_another_profile_reuses_the_raw_datasets(smoke_repo):
+    """The raw datasets are shared: planning the default profile after a smoke run must not
+    redo them (their command names no profile)."""
+    planned = _planned(smoke_repo, "--config", "profile=default")
+    assert planned["train"] > 0 and planned["generate"] == 0, planned
+
+
+@pytest.mark.slow
 def test_editing_another_profile_leaves_dvc_stages_up_to_date(smoke_repo):
     params = yaml.safe_load((smoke_repo / "params.yaml").read_text())
     params["articles"]["nice"]["default"]["runs"]["su"]["epochs"] = 7

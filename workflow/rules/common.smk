@@ -35,6 +35,9 @@ DOWNLOADED = [d for d in DATASETS if dag.dataset_rule(d) == "download"]
 KEXUE = (
     f"python -m kexue --profile {config['profile']} --source {config['data_source']}"
 )
+# Raw datasets are shared by every profile: their jobs' command must not name one, or a run of
+# another profile would see a changed command and redo them (and everything downstream).
+KEXUE_DATA = f"python -m kexue --source {config['data_source']}"
 # dvc.yaml follows params.yaml (not --config overrides): regenerated here when it is stale,
 # except inside a DVC stage, which must not rewrite the file DVC is reading.
 if "DVC_STAGE" not in os.environ:

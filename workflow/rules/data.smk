@@ -11,7 +11,7 @@ rule download:
     wildcard_constraints:
         dataset=one_of(DOWNLOADED),
     params:
-        cli=KEXUE,
+        cli=KEXUE_DATA,
     shell:
         "{params.cli} download {wildcards.dataset} 2>&1 | tee {log}"
 
@@ -26,6 +26,6 @@ rule generate:
     wildcard_constraints:
         dataset=one_of(EMBEDDED),
     params:
-        cli=KEXUE,
+        cli=KEXUE_DATA,
     shell:
         "{params.cli} generate {wildcards.dataset} 2>&1 | tee {log}"
