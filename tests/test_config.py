@@ -139,7 +139,7 @@ def test_snakemake_refuses_a_config_value_the_jobs_would_ignore():
 def test_a_command_line_mirror_reaches_the_jobs_through_the_environment(tmp_path, monkeypatch):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(PARAMS))
-    monkeypatch.delenv("KEXUE_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("KEXUE_DATA_MIRROR", "")  # unset for the code, restored afterwards
     config.apply_command_line({**copy.deepcopy(PARAMS), "mirror": "/some/mirror"}, path)
     assert os.environ["KEXUE_DATA_MIRROR"] == "/some/mirror"
     monkeypatch.setenv("KEXUE_DATA_MIRROR", "/set/by/user")  # the environment wins
