@@ -115,14 +115,19 @@ UNBOUNDED = [(table, key) for table, rows in (("su", SU), ("original", PAPER)) f
              if key not in DISJOINT]
 
 
+def _divergence_of_two_normals(d, shift: float) -> float:
+    """D_f(N(-shift, 1) || N(shift, 1)) by quadrature."""
+    x = torch.linspace(-60, 60, 200_001, dtype=torch.float64)
+    log_normal = lambda m: -0.5 * (x - m) ** 2 - 0.5 * math.log(2 * math.pi)
+    return torch.trapezoid(d.perspective(log_normal(-shift), log_normal(shift)), x).item()
+
+
 @faults("Numerical faults: saturated GAN")
 @pytest.mark.parametrize("table, key", BOUNDED)
 def test_fgan_saturation_ceiling_is_disjoint_supports(table, key):
     """DISJOINT is D_f of two far-apart Gaussians by quadrature, and lies above f(1)."""
     d = get_divergence(table, key)
-    x = torch.linspace(-60, 60, 200_001, dtype=torch.float64)
-    log_normal = lambda m: -0.5 * (x - m) ** 2 - 0.5 * math.log(2 * math.pi)
-    value = torch.trapezoid(d.perspective(log_normal(-25.0), log_normal(25.0)), x).item()
+    value = _divergence_of_two_normals(d, 25.0)
     assert value == pytest.approx(DISJOINT[key], abs=1e-6)
     assert DISJOINT[key] > d.f_at_one
 
@@ -132,10 +137,7 @@ def test_fgan_saturation_ceiling_is_disjoint_supports(table, key):
 def test_fgan_saturation_not_judged_without_a_ceiling(table, key):
     """Their D_f grows with the separation: the detector does not apply, said as None."""
     d = get_divergence(table, key)
-    x = torch.linspace(-60, 60, 200_001, dtype=torch.float64)
-    log_normal = lambda m: -0.5 * (x - m) ** 2 - 0.5 * math.log(2 * math.pi)
-    near, far = (torch.trapezoid(d.perspective(log_normal(-s), log_normal(s)), x).item()
-                 for s in (3.0, 6.0))
+    near, far = (_divergence_of_two_normals(d, s) for s in (3.0, 6.0))
     assert far > 2 * near > 10
     m = saturation_metrics(_fgan_history(key, [1e6] * 5), [d])
     assert m[f"d_saturated__{key}"] is None and m["d_saturated"] is False
