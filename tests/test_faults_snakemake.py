@@ -48,7 +48,7 @@ faults = pytest.mark.faults
 VARIANT = "smoke-embedded"
 RUN_DIR = f"results/{VARIANT}/nice/su/seed0"
 CKPT = f"checkpoints/{VARIANT}/nice/su/seed0/last.pt"
-TRAIN_STAGE = f"train--{VARIANT}--nice--su--seed0"  # its DVC stage
+NICE_STAGE = f"article--{VARIANT}--nice"  # the DVC stage of its jobs
 EPOCHS = 16  # a checkpoint per epoch: both train kills land well before the end
 # one random source for the whole module, its seed in every failure message
 SEED = int(os.environ.get("KEXUE_FAULT_SEED", int.from_bytes(os.urandom(4), "little")))
@@ -468,19 +468,19 @@ def _dvc_cache_is_sound(repo: Path) -> None:
 class Beside:
     first: int  # the running Snakemake's exit status
     second: subprocess.CompletedProcess  # a second snakemake, tried during its train job
-    dvc: subprocess.CompletedProcess  # ``dvc repro`` of the same train stage, tried then too
+    dvc: subprocess.CompletedProcess  # ``dvc repro`` of the stage holding that job, tried then too
 
 
 @pytest.fixture(scope="module")
 def beside_snakemake(nice_copies) -> Beside:
     """One Snakemake retrains; while its train job is frozen mid-run, a second ``snakemake`` and
-    a ``dvc repro`` of the same job are tried."""
+    a ``dvc repro`` of the stage holding the same job are tried."""
     _, victim = nice_copies
     first = start(victim, "--forcerun", "train", "--", f"{RUN_DIR}/model.pt")
     with frozen(_wait_for_job(first, "train")):
         second = snakemake(victim, "--forcerun", "train", "--", f"{RUN_DIR}/model.pt",
                            check=False)
-        dvc = run(["dvc", "repro", "--force", "--single-item", TRAIN_STAGE], victim, check=False)
+        dvc = run(["dvc", "repro", "--force", "--single-item", NICE_STAGE], victim, check=False)
     return Beside(first.wait(), second, dvc)
 
 
@@ -519,7 +519,7 @@ def test_snakemake_while_dvc_repro_runs_refuses(nice_copies):
     ``dvc repro``; started later it meets Snakemake's lock. Either way it runs nothing and DVC
     ends with the results of an uninterrupted run and a sound cache."""
     reference, victim = nice_copies
-    dvc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", TRAIN_STAGE], cwd=victim,
+    dvc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", NICE_STAGE], cwd=victim,
                            env=tool_env(victim), stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     _wait_for_child(dvc, "snakemake")
@@ -541,7 +541,7 @@ def test_snakemake_while_dvc_repro_runs_refuses(nice_copies):
     assert dvc.returncode == 0, out
     _same_training(reference, victim)
     _dvc_cache_is_sound(victim)
-    assert "up to date" in run(["dvc", "status", TRAIN_STAGE], victim).stdout
+    assert "up to date" in run(["dvc", "status", NICE_STAGE], victim).stdout
 
 
 def _wait_for_child(proc: subprocess.Popen, name: str) -> int:

@@ -64,7 +64,7 @@ def test_dvc_yaml_is_rendered_again_only_when_its_inputs_change(tmp_path, monkey
     monkeypatch.undo()
     _set_params(tmp_path, profile="smoke")
     dvcgen.sync_dvc_yaml(params, target)
-    assert "train--smoke-embedded--" in target.read_text()
+    assert "article--smoke-embedded--" in target.read_text()
 
 
 def test_fresh_clone_plans_every_stage_of_every_article(tmp_path):
@@ -106,14 +106,14 @@ def test_cluster_requests_come_from_the_articles_config(tmp_path):
 
 def test_every_stage_depends_on_the_shared_code_it_runs():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    variant = config.variant(PARAMS)
     users = {name for name, s in stages.items() if "src/kexue/nn/flows.py" in s["deps"]}
     flow_articles = {"nice", "glow"} & set(config.article_ids(PARAMS))
-    expected = {n for n in stages if n.split("--")[0] in ("train", "evaluate")
-                and n.split("--")[2] in flow_articles}
-    assert users == expected
+    assert users == {f"article--{variant}--{a}" for a in flow_articles}
     training = {n for n, s in stages.items() if "src/kexue/training.py" in s["deps"]}
-    assert {n for n in stages if n.startswith(("train--", "evaluate--"))} <= training
-    assert not {n for n in training if n.startswith(("generate--", "download--", "prepare--"))}
+    articles = {f"article--{variant}--{a}" for a in config.article_ids(PARAMS)}
+    assert articles <= training
+    assert not {n for n in training if n.startswith(("generate--", "download--", "summary--"))}
 
 
 def test_snakemake_lint_is_clean_apart_from_conda():
@@ -184,9 +184,18 @@ def test_dvc_status_is_clean_after_snakemake(smoke_repo):
 
 @pytest.mark.slow
 def test_dvc_repro_of_one_stage_runs_only_that_stage(smoke_repo):
-    out = run(["dvc", "repro", "--force", "--single-item", "--no-run-cache",
-               "evaluate--smoke-embedded--nice--su--seed0"], smoke_repo).stdout
+    done = run(["dvc", "repro", "--force", "--single-item", "--no-run-cache",
+                "article--smoke-embedded--nice"], smoke_repo)
+    out = done.stdout + done.stderr
     assert out.count("Running stage") == 1
+    assert "rule train:" in out and "rule report:" in out  # the article's jobs, through Snakemake
+    assert "rule generate:" not in out and "rule summary:" not in out
+    # Both front doors now see the same thing left: the index, made from the new report.
+    assert _planned(smoke_repo) == Counter(summary=1, all=1)
+    status = run(["dvc", "status"], smoke_repo).stdout
+    assert re.findall(r"^(\S+):$", status, re.MULTILINE) == ["summary--smoke-embedded"], status
+    done = run(["dvc", "repro", "--no-run-cache"], smoke_repo)
+    assert (done.stdout + done.stderr).count("Running stage") == 1
     assert "Nothing to be done" in run(["snakemake", "-n", "--cores", "1"], smoke_repo).stdout
     assert "up to date" in run(["dvc", "status"], smoke_repo).stdout
 
@@ -228,7 +237,7 @@ def test_editing_another_profile_leaves_dvc_stages_up_to_date(smoke_repo):
         params["articles"]["nice"]["smoke"]["runs"]["su"]["epochs"] = 3
         (smoke_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         changed = run(["dvc", "status"], smoke_repo).stdout
-        assert "articles.nice.smoke" in changed and "train--smoke-embedded--nice--su" in changed
+        assert "articles.nice.smoke" in changed and "article--smoke-embedded--nice" in changed
     finally:
         run(GIT + ["checkout", "--", "params.yaml"], smoke_repo)
 

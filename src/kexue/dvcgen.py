@@ -1,12 +1,18 @@
-"""Generate dvc.yaml from the job list of params.yaml (``kexue.dag``): one DVC stage per job.
+"""Generate dvc.yaml from the job list of params.yaml (``kexue.dag``): one DVC stage per
+article (its prepare, train, evaluate and report jobs), one per dataset, feature network and
+index.
 
-Each stage's command hands the job back to Snakemake (``--allowed-rules <rule> --force``), so
-``dvc repro <stage>`` and ``snakemake`` run the same code and Snakemake's metadata never goes
-stale (../shared/notes/workflow-stack.md, option A). Stage names carry the variant
-(``train--default-embedded--nice--su--seed0``), so switching profile or data source keeps the
+Each stage's command hands its jobs back to Snakemake (``--allowed-rules <rules> --force --
+<outputs>``), so ``dvc repro <stage>`` and ``snakemake`` run the same code and Snakemake's
+metadata never goes stale (../shared/notes/workflow-stack.md, option A). Stage names carry the
+variant (``article--default-embedded--nice``), so switching profile or data source keeps the
 other variant's lock entries. Every stage depends on the source files it runs: the import
-closure of its stage's entry modules, so editing a shared layer makes exactly the stages that
-use it stale. Snakemake regenerates the file whenever params.yaml changes the job list.
+closure of its jobs' entry modules, so editing a shared layer makes exactly the stages that use
+it stale. Snakemake regenerates the file whenever params.yaml changes the job list.
+
+Why an article is one stage and not one per job: DVC parses params.yaml once per stage and
+records every dependency of every stage in dvc.lock, so `dvc status` grew with the job count
+(186 stages: 15 s on the 2-core machine); Snakemake keeps the per-job granularity.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ REPO = SRC.parent
 HEADER = ("# GENERATED from params.yaml by `python -m kexue dvc-yaml` (Snakemake refreshes it):\n"
           "# do not edit. Each stage delegates to Snakemake; run `dvc repro <stage>`.\n")
 GIT_TRACKED_SUFFIXES = (".json", ".csv", ".html", ".ipynb")  # small outputs: not cached
+DVC_CACHE = Path(".dvc") / "cache" / "files" / "md5"  # DVC 3's default cache, by content
 METRICS_NAME = "metrics.json"
 # Every stage runs these files (the CLI), without following their stage-specific imports.
 FRONT = ("kexue/__init__.py", "kexue/__main__.py", "kexue/cli.py", "kexue/stages.py")
@@ -106,17 +113,23 @@ def _roots(job: Job, params: dict) -> tuple[str, ...]:
 
 
 def _params(job: Job, params: dict) -> list[str]:
-    """The params.yaml keys a job depends on: an article's job only on its block for this
-    profile, so that editing another profile's settings leaves these stages up to date (and
-    dvc.lock does not record every profile's values for every stage)."""
-    if job.article:
-        return ["profile", "data_source", f"articles.{job.article}.{params['profile']}"]
-    return ["data_source"] if job.rule in ("download", "generate") else ["profile", "data_source"]
+    """The params.yaml keys a stage depends on: an article's stage only on its block for this
+    profile, so that editing another profile's settings leaves it up to date; any other stage on
+    none. (The profile and the data source are in every stage's name, and each key costs `dvc
+    status` a parse of params.yaml.)"""
+    return [f"articles.{job.article}.{params['profile']}"] if job.article else []
 
 
-def stage(job: Job, params: dict) -> dict:
+def stage(stage_jobs: list[Job], params: dict) -> dict:
+    """One DVC stage running ``stage_jobs`` (in DAG order) through Snakemake."""
+    outputs = [o for job in stage_jobs for o in job.outputs]
+    inputs = {i for job in stage_jobs for i in job.inputs} - set(outputs)
+    code = {f for job in stage_jobs for f in closure(_roots(job, params))}
+    rules = list(dict.fromkeys(job.rule for job in stage_jobs))
+    # forcing the first rule reruns everything downstream of it: the command stays one line
+    targets = stage_jobs[-1].outputs if len(rules) > 1 else outputs
     outs, metrics = [], []
-    for path in job.outputs:
+    for path in outputs:
         if path.endswith(METRICS_NAME):
             metrics.append({path: {"cache": False}})
         elif path.endswith(GIT_TRACKED_SUFFIXES):
@@ -124,19 +137,29 @@ def stage(job: Job, params: dict) -> dict:
         else:
             outs.append(path)
     body = {
-        "cmd": f"snakemake --cores all --force --allowed-rules {job.rule} -- "
-               + " ".join(job.outputs),
-        "deps": sorted(set(job.inputs) | set(closure(_roots(job, params)))),
-        "params": _params(job, params),
+        "cmd": f"snakemake --cores all --forcerun {rules[0]} --allowed-rules {' '.join(rules)} -- "
+               + " ".join(targets),
+        "deps": sorted(inputs | code),
+        "params": _params(stage_jobs[0], params),
         "outs": outs,
     }
+    if not body["params"]:
+        del body["params"]
     if metrics:
         body["metrics"] = metrics
     return body
 
 
+def stage_name(job: Job, variant: str) -> str:
+    """An article's jobs share the stage ``article--<variant>--<id>``; any other job is one."""
+    return f"article--{variant}--{job.article}" if job.article else job.name
+
+
 def render(params: dict) -> str:
-    stages = {job.name: stage(job, params) for job in jobs(params)}
+    grouped: dict[str, list[Job]] = {}
+    for job in jobs(params):
+        grouped.setdefault(stage_name(job, config.variant(params)), []).append(job)
+    stages = {name: stage(group, params) for name, group in grouped.items()}
     return HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=100)
 
 
@@ -187,6 +210,39 @@ def check_dvc_yaml(params_path: str | os.PathLike = "params.yaml",
                                                str(path), "generated"))
     print("\ndvc.yaml is stale: run `python -m kexue dvc-yaml`")
     return 1
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def link_reproduced_outputs(variant: str, params_path: str | os.PathLike = "params.yaml") -> None:
+    """Before DVC commits a run (``dvc commit`` or ``dvc repro``): a cached output file whose
+    bytes DVC's cache already holds (a rerun that reproduced them) becomes a hardlink to that
+    cache object, which takes the new file's mtime. Left alone, DVC's commit links the old
+    object in its place with the old mtime, and Snakemake then sees a model older than the data
+    it was trained on and plans the training again. (Directories need nothing: Snakemake dates
+    them by their ``.snakemake_timestamp``, which DVC ignores.)"""
+    params = config.load_params(params_path)
+    if not DVC_CACHE.is_dir() or config.variant(params) != variant:
+        return
+    for job in jobs(params):
+        for path in map(Path, job.outputs):
+            if (path.suffix in GIT_TRACKED_SUFFIXES or not path.is_file()
+                    or path.stat().st_nlink > 1):  # linked already: committed before
+                continue
+            digest = _md5(path)
+            cached = DVC_CACHE / digest[:2] / digest[2:]
+            if cached.is_file():
+                written = path.stat()
+                os.utime(cached, ns=(written.st_atime_ns, written.st_mtime_ns))
+                link = path.with_name(f".{path.name}.dvclink")
+                os.link(cached, link)
+                os.replace(link, path)
 
 
 def commit_outputs(variant: str, params_path: str | os.PathLike = "params.yaml") -> None:

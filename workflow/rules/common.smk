@@ -94,10 +94,12 @@ def hold_dvc_lock():
 
 def commit_to_dvc():
     """Record the finished outputs in DVC, so that `dvc status` is clean afterwards. Only for
-    the variant of params.yaml (the one dvc.yaml describes), and never inside a DVC stage,
-    where DVC commits itself and a nested commit would deadlock on its locks."""
-    from kexue.dvcgen import commit_outputs
+    the variant of params.yaml (the one dvc.yaml describes); inside a DVC stage DVC commits
+    itself (a nested commit would deadlock on its locks), after the outputs it already holds
+    are linked with their new timestamps."""
+    from kexue.dvcgen import commit_outputs, link_reproduced_outputs
     from kexue.dvclock import release
 
+    link_reproduced_outputs(VARIANT)
     release()  # `dvc commit` needs the lock this run held
     commit_outputs(VARIANT)
