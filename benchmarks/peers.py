@@ -37,6 +37,7 @@ import torch
 
 from kexue.articles.glow.config import GlowModel
 from kexue.articles.glow.model import Glow
+from kexue.articles.glow.train import MEMORY_FORMAT
 from kexue.articles.nice.model import Nice
 from kexue.nn import parameter_count
 from kexue.nn.flows import data_dependent_init
@@ -59,7 +60,7 @@ class Case:
 def our_glow(levels: int, depth: int, width: int, shape) -> torch.nn.Module:
     cfg = GlowModel(levels=levels, depth=depth, width=width, coupling="affine",
                     permutation="invconv", actnorm="data")
-    return Glow(shape, cfg, seed=0)
+    return Glow(shape, cfg, seed=0).to(memory_format=MEMORY_FORMAT)  # as the article's setup()
 
 
 class UnconditionalMultiscaleFlow(nf.MultiscaleFlow):

@@ -29,11 +29,16 @@ from .model import Glow, build_model
 # Su's x/256 - 0.5 + U[0, 1/256): the data cube centred on 0
 OFFSET = -0.5
 
+# Channels-last (NHWC) parameters: oneDNN's CPU convolutions on the first level's 16x16 maps ran
+# 2.4x faster so (3x3 then 1x1 conv of width 128, batch 128, 1 thread); against normflows' Glow
+# (benchmarks/peers.py, L3 K4 W128) evaluation went from 0.98x to 0.70x (README "Speed").
+MEMORY_FORMAT = torch.channels_last
 # torch.compile of the loss, measured by benchmarks/peers.py --compile (L3 K4 W128, 16x16, batch
-# 32, 1 thread; README "Speed"): 47-59 s of compilation, a 64 ms eager step (fused Adam), 15 %
-# of it saved (ours/peer 0.71 compiled against 0.83 eager). Pays from ~6,000 steps: the full
-# profile's 150k, not default's <= 2.4k. Larger Glows step slower and repay it sooner.
-COMPILE_COST = CompileCost(compile_s=59.0, step_s=0.064, saving=0.15)
+# 32, 1 thread, channels-last; README "Speed"): 72 s of compilation (cold cache), a 75 ms eager
+# step (fused Adam), 18 % of it saved (ours/peer 0.65 compiled against 0.74 eager). Pays from
+# ~5,300 steps: the full profile's 150k, not default's <= 2.4k. Larger Glows step slower and
+# repay it sooner.
+COMPILE_COST = CompileCost(compile_s=72.0, step_s=0.075, saving=0.18)
 
 
 def nll(model: Glow, k: torch.Tensor, n_levels: int, seed: int, device, limit: int = 0) -> float:
@@ -125,7 +130,8 @@ def setup(ctx: RunContext, part: str):
     """Threads, one part of the prepared data and a freshly built model on the run's device."""
     torch.set_num_threads(ctx.cfg.threads or ctx.threads)
     k, meta = load_prepared(ctx.data_dir, ctx.cfg.dataset, part)
-    return k, meta, build_model(ctx.cfg, meta["shape"]).to(ctx.device)
+    return k, meta, build_model(ctx.cfg, meta["shape"]).to(ctx.device,
+                                                            memory_format=MEMORY_FORMAT)
 
 
 def train(ctx: RunContext) -> None:
