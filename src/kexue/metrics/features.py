@@ -24,8 +24,6 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 from kexue import config, paths
 from kexue.errors import DataError
@@ -237,6 +235,10 @@ def embed(net: FeatureNet, images: Tensor, batch_size: int = 500) -> Tensor:
 def feature_fid(net: FeatureNet, real: Tensor, fake: Tensor, batch_size: int = 500) -> float:
     """Fréchet distance between the feature Gaussians of ``real`` and ``fake`` (torchmetrics,
     accumulated in float64)."""
+    # imported here: torchmetrics (with scipy) takes 2 s to import, and most jobs that import
+    # this module (toy GANs, training without image metrics) never compute a distance
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
     metric = FrechetInceptionDistance(feature=_Penultimate(net), reset_real_features=False)
     for x in real.split(batch_size):
         metric.update(x, real=True)
@@ -251,6 +253,8 @@ def feature_kid(net: FeatureNet, real: Tensor, fake: Tensor, seed: int, subsets:
     of ``min(subset_size, len(real), len(fake))``. torchmetrics draws the subsets from the
     global RNG, so the draws are made under a forked, seeded RNG: the result is a pure
     function of ``seed``."""
+    from torchmetrics.image.kid import KernelInceptionDistance  # as in feature_fid
+
     size = min(subset_size, len(real), len(fake))
     with warnings.catch_warnings():  # "saves all features in a buffer": a few thousand here
         warnings.simplefilter("ignore", UserWarning)
