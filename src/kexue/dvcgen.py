@@ -2,8 +2,8 @@
 article (its prepare, train, evaluate and report jobs), one per dataset, feature network and
 index.
 
-Each stage's command hands its jobs back to Snakemake (``--allowed-rules <rules> --force --
-<outputs>``), so ``dvc repro <stage>`` and ``snakemake`` run the same code and Snakemake's
+Each stage's command hands its jobs back to Snakemake (``--forcerun <first rule>
+--allowed-rules <rules> -- <last job's outputs>``), so ``dvc repro <stage>`` and ``snakemake`` run the same code and Snakemake's
 metadata never goes stale (../shared/notes/workflow-stack.md, option A). Stage names carry the
 variant (``article--default-embedded--nice``), so switching profile or data source keeps the
 other variant's lock entries. Every stage depends on the source files it runs: the import
@@ -27,6 +27,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
+import pooch
 import yaml
 
 from kexue import config
@@ -212,14 +213,6 @@ def check_dvc_yaml(params_path: str | os.PathLike = "params.yaml",
     return 1
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def link_reproduced_outputs(variant: str, params_path: str | os.PathLike = "params.yaml") -> None:
     """Before DVC commits a run (``dvc commit`` or ``dvc repro``): a cached output file whose
     bytes DVC's cache already holds (a rerun that reproduced them) becomes a hardlink to that
@@ -235,7 +228,7 @@ def link_reproduced_outputs(variant: str, params_path: str | os.PathLike = "para
             if (path.suffix in GIT_TRACKED_SUFFIXES or not path.is_file()
                     or path.stat().st_nlink > 1):  # linked already: committed before
                 continue
-            digest = _md5(path)
+            digest = pooch.file_hash(str(path), alg="md5")
             cached = DVC_CACHE / digest[:2] / digest[2:]
             if cached.is_file():
                 written = path.stat()
