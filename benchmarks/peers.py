@@ -12,9 +12,18 @@ of percent between minutes, while a ratio of neighbouring steps stays within a f
 
 Rows per case: the training step with the same optimiser on both sides; the same with our fused
 Adam (one kernel over all parameters instead of ~140 small ones; the peer keeps its default);
-``--compile`` adds our torch.compile'd step (its compile time is printed: it only pays on long
-runs); and log-likelihood evaluation (under ``torch.inference_mode`` on both sides, as the
-articles evaluate) of ``--eval-images`` images, with half as many pairs.
+log-likelihood evaluation (under ``torch.inference_mode`` on both sides, as the articles
+evaluate) of ``--eval-images`` images, with half as many pairs; ``--compile`` adds our
+torch.compile'd step and log-likelihood (compile times are printed: they only pay on long
+runs).
+
+Where the time goes: each row also gives both sides' rate in GFLOP/s (matrix products and
+convolutions, forward and backward, counted by torch's FlopCounterMode) and a *floor*, the ratio
+ours/peer that our step would reach if it did its counted products at the device's fp32
+matrix-product peak (measured at the start: the faster of a 2048^3 matmul and the same product
+as a 1x1 convolution) and nothing else. A row whose
+floor is near its ratio is bound by arithmetic both sides share: only other arithmetic (another
+precision) would take it lower.
 
 Matching the models: Glow = L levels of K x (actnorm, LU 1x1 conv, affine coupling with
 sigmoid(h + 2) scale, net conv3x3-ReLU-conv1x1-ReLU-zero conv3x3) on both sides; ours adds a
@@ -34,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from kexue.articles.glow.config import GlowModel
 from kexue.articles.glow.model import Glow
@@ -142,13 +152,40 @@ def train_step(model, x, fused: bool = False, compile_: bool = False) -> Callabl
     return step
 
 
-def eval_step(model, x, batch: int) -> Callable[[], None]:
+def eval_step(log_prob: Callable, x, batch: int) -> Callable[[], None]:
     @torch.inference_mode()  # as the articles evaluate; the peer gets the same
     def step():
         for i in range(0, len(x), batch):
-            model.log_prob(x[i: i + batch])
+            log_prob(x[i: i + batch])
 
     return step
+
+
+def flops(fn: Callable) -> int:
+    """Floating-point operations of one call (matrix products and convolutions, forward and
+    backward, as torch's FlopCounterMode counts them; elementwise work is not counted)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def gemm_peak(device, n: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of the best fp32 n x n x n matrix product this device runs: torch's matmul (MKL on
+    CPU) or a 1x1 convolution of n channels over n positions (oneDNN on CPU, which reaches
+    AVX-512 rates where MKL does not), best of a few calls each. The ceiling for any step made
+    of matrix products and convolutions."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    image = a.view(1, n, n, 1).to(memory_format=torch.channels_last)  # n positions, n channels
+    weight = b.view(n, n, 1, 1)
+    best = float("inf")
+    for product in (lambda: a @ b, lambda: torch.nn.functional.conv2d(image, weight)):
+        for _ in range(repeats + 1):
+            sync(device)
+            start = time.perf_counter()
+            product()
+            sync(device)
+            best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
 
 
 def alternate(a: Callable, b: Callable, pairs: int, warmup: int, device) -> dict:
@@ -175,6 +212,10 @@ def fmt_time(s: float) -> str:
     return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
 
 
+def with_flops(ours: int, peer: int) -> dict:
+    return {"flops_ours": ours, "flops_peer": peer}
+
+
 def run_case(case: Case, args, device) -> list[tuple[str, dict]]:
     torch.manual_seed(0)
     ours, peer = case.ours().to(device), case.peer().to(device)
@@ -185,11 +226,12 @@ def run_case(case: Case, args, device) -> list[tuple[str, dict]]:
     print(f"\n{case.name}, batch {case.batch}: parameters ours {parameter_count(ours):,}, "
           f"peer {parameter_count(peer):,}")
     rows = []
+    train_flops = flops(train_step(ours, x)), flops(train_step(peer, x))
     same = alternate(train_step(ours, x), train_step(peer, x), args.pairs, args.warmup, device)
-    rows.append(("train step, same Adam", same))
+    rows.append(("train step, same Adam", same | with_flops(*train_flops)))
     fused = alternate(train_step(ours, x, fused=True), train_step(peer, x), args.pairs,
                       args.warmup, device)
-    rows.append(("train step, ours fused Adam", fused))
+    rows.append(("train step, ours fused Adam", fused | with_flops(*train_flops)))
     if args.compile:
         start = time.perf_counter()
         compiled = train_step(ours, x, compile_=True)
@@ -197,12 +239,26 @@ def run_case(case: Case, args, device) -> list[tuple[str, dict]]:
         sync(device)
         print(f"  torch.compile of our step: {time.perf_counter() - start:.1f} s")
         rows.append(("train step, ours compiled", alternate(
-            compiled, train_step(peer, x), args.pairs, args.warmup, device)))
+            compiled, train_step(peer, x), args.pairs, args.warmup, device)
+            | with_flops(*train_flops)))
     x_eval = images(args.eval_images, case.shape, seed=2).to(device)
     ours.eval(), peer.eval()
-    rows.append((f"log-likelihood of {args.eval_images}", alternate(
-        eval_step(ours, x_eval, args.eval_batch), eval_step(peer, x_eval, args.eval_batch),
-        max(3, args.pairs // 2), 1, device)))
+    peer_eval = eval_step(peer.log_prob, x_eval, args.eval_batch)
+    eval_flops = with_flops(flops(eval_step(ours.log_prob, x_eval, args.eval_batch)),
+                            flops(peer_eval))
+    eval_pairs = max(3, args.pairs // 2)
+    rows.append((f"log-likelihood of {args.eval_images}",
+                 alternate(eval_step(ours.log_prob, x_eval, args.eval_batch), peer_eval,
+                           eval_pairs, 1, device) | eval_flops))
+    if args.compile:
+        start = time.perf_counter()
+        compiled_eval = eval_step(torch.compile(ours.log_prob, dynamic=False), x_eval,
+                                  args.eval_batch)
+        compiled_eval()
+        sync(device)
+        print(f"  torch.compile of our log-likelihood: {time.perf_counter() - start:.1f} s")
+        rows.append((f"log-likelihood of {args.eval_images}, ours compiled",
+                     alternate(compiled_eval, peer_eval, eval_pairs, 1, device) | eval_flops))
     return rows
 
 
@@ -222,14 +278,23 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device {name}, {args.threads} threads, torch {torch.__version__}, "
           f"normflows {nf.__version__}, fp32; {args.pairs} alternating pairs per row")
+    peak = gemm_peak(device)
+    print(f"fp32 matrix-product peak (2048^3, matmul or 1x1 conv): {peak / 1e9:.0f} GFLOP/s")
     table = []
     for key in args.cases:
         table += [(CASES[key].name, *row) for row in run_case(CASES[key], args, device)]
-    print("\n| model | measure | ours | peer | ours/peer (median of pairs) | IQR of ratios |")
-    print("|---|---|---|---|---|---|")
+    print("\n| model | measure | ours | peer | ours/peer (median of pairs) | IQR of ratios "
+          "| GFLOP/s ours, peer | floor |")
+    print("|---|---|---|---|---|---|---|---|")
     for model, measure, r in table:
+        rates = r["flops_ours"] / r["ours"], r["flops_peer"] / r["peer"]
         print(f"| {model} | {measure} | {fmt_time(r['ours'])} | {fmt_time(r['peer'])} | "
-              f"{r['ratio']:.2f} | {r['q1']:.2f}-{r['q3']:.2f} |")
+              f"{r['ratio']:.2f} | {r['q1']:.2f}-{r['q3']:.2f} | "
+              f"{rates[0] / 1e9:.0f}, {rates[1] / 1e9:.0f} | "
+              f"{r['flops_ours'] / peak / r['peer']:.2f} |")
+    print("\nfloor: the ratio ours/peer if our step did its counted matrix products and "
+          "convolutions at the\npeak rate above and nothing else, against the peer's measured "
+          "time.")
 
 
 if __name__ == "__main__":
