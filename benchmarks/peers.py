@@ -141,7 +141,9 @@ def train_step(model, x, fused: bool = False, compile_: bool = False) -> Callabl
         loss.backward()
         return loss
 
-    step_fn = torch.compile(loss_and_grad) if compile_ else loss_and_grad
+    # Static shapes: a second case in the same process would otherwise make dynamo recompile
+    # this code with symbolic shapes (which failed in inductor for Glow at Su's size).
+    step_fn = torch.compile(loss_and_grad, dynamic=False) if compile_ else loss_and_grad
 
     def step() -> float:
         opt.zero_grad(set_to_none=True)
