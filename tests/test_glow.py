@@ -440,3 +440,17 @@ def test_params_block_is_valid_for_every_profile_and_source():
                     assert (cfg.model.permutation, cfg.model.coupling) == (perm, coupling)
     full = {**params, "profile": "full", "data_source": "official"}
     assert config.run_config(full, "glow", "su") == RunConfig(dataset="celeba")  # spec E1
+
+
+def test_evaluation_compiles_only_where_it_pays():
+    from kexue import config
+    from kexue.metrics.likelihood import EVAL_BATCH
+
+    cost = glow_train.EVAL_COMPILE_COST
+    params = config.load_params(REPO / "params.yaml")
+    params.update(profile="default", data_source="embedded")
+    for run in config.run_names(params, "glow"):  # 500 validation images an epoch: eager
+        cfg = config.run_config(params, "glow", run)
+        assert cfg.eval_images and not cost.pays(cfg.epochs * (cfg.eval_images // EVAL_BATCH))
+    # full: all of a 10,000-image validation split every epoch for 150 epochs: compiled
+    assert cost.pays(150 * (10_000 // EVAL_BATCH))

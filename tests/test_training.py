@@ -87,3 +87,23 @@ def test_compilation_is_decided_by_the_run_length():
     assert not CompileCost(60.0, 0.1, 0.0).pays(10**9)
     # a slower step repays the same compilation sooner
     assert CompileCost(60.0, 0.2, 0.2).pays(2000) and not cost.pays(2000)
+
+
+def test_compiled_for_batches_compiles_one_batch_size(monkeypatch):
+    from kexue import training
+
+    compiled_sizes = []
+
+    def fake_compile(fn):  # records what reaches the compiled function
+        return lambda x: compiled_sizes.append(len(x)) or fn(x)
+
+    monkeypatch.setattr(training.torch, "compile", fake_compile)
+
+    def double(x):
+        return 2 * x
+
+    fn = training.compiled_for_batches(double, 4, 10, "on")
+    assert torch.equal(fn(torch.ones(4)), 2 * torch.ones(4))
+    assert torch.equal(fn(torch.ones(3)), 2 * torch.ones(3))  # the ragged last batch: eager
+    assert compiled_sizes == [4]
+    assert training.compiled_for_batches(double, 4, 10, "off") is double

@@ -88,6 +88,17 @@ def compiled_if_long(fn: Callable, total_steps: int, mode: str = "auto",
     return fn
 
 
+def compiled_for_batches(fn: Callable, batch: int, total_batches: int, mode: str = "auto",
+                         cost: CompileCost | None = None) -> Callable:
+    """``fn`` as ``compiled_if_long`` decides for ``total_batches`` calls, compiled for inputs of
+    ``batch`` rows only: any other size (a split's last, smaller batch) runs ``fn`` eagerly
+    rather than compiling a second graph for one call."""
+    compiled = compiled_if_long(fn, total_batches, mode, cost)
+    if compiled is fn:
+        return fn
+    return lambda x: compiled(x) if len(x) == batch else fn(x)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

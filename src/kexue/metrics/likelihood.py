@@ -14,6 +14,8 @@ import torch
 
 from kexue.rng import named_generator
 
+EVAL_BATCH = 500  # images per forward pass of test_nll
+
 
 def bits_per_dim(nll_nats: torch.Tensor | float, dims: int, n_levels: int) -> torch.Tensor | float:
     """Discrete NLL bound in bits/dim for data x = (k + u) / n_levels, k in {0..n_levels-1}.
@@ -33,7 +35,7 @@ def dequantise(k: torch.Tensor, noise: torch.Tensor, n_levels: int,
 @torch.no_grad()
 def test_nll(log_prob: Callable[[torch.Tensor], torch.Tensor], k_test: torch.Tensor,
              to_x: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], seed: int,
-             device, noise: bool = True, batch: int = 500) -> float:
+             device, noise: bool = True, batch: int = EVAL_BATCH) -> float:
     """Mean NLL (nats per image) over ``k_test``: ``to_x(k, u)`` maps levels (and one fixed
     U[0, 1) draw per image from the run's "evaluation" stream, or None) to model inputs."""
     g = named_generator(seed, "evaluation")

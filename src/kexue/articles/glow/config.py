@@ -66,8 +66,9 @@ class RunConfig:
     # training forward pass: bf16 autocast on CUDA only (kexue.training.effective_precision);
     # evaluation is fp32
     precision: Literal["fp32", "bf16"] = "fp32"
-    # torch.compile of the loss: "auto" compiles runs long enough to repay the compilation
-    # (train.COMPILE_COST: from ~6,000 steps, so the full profile's 150k, not default's 2.4k)
+    # torch.compile of the loss and of the evaluation's log-likelihood: "auto" compiles each
+    # where the run is long enough to repay it (train.COMPILE_COST: from ~5,300 steps, so the
+    # full profile's 150k, not default's 2.4k; train.EVAL_COMPILE_COST, counted in batches)
     compile: Literal["auto", "on", "off"] = "auto"
     eval_images: NonNegative[int] = 0  # validation images for the per-epoch curve; 0 = all
     temperatures: tuple[Positive[float], ...] = (0.7, 0.8, 1.0)

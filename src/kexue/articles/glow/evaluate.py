@@ -17,7 +17,7 @@ from kexue.training import RunContext, effective_precision, read_history
 
 from .config import RunConfig
 from .model import Glow
-from .train import OFFSET, nll, openai_beta2, setup
+from .train import OFFSET, evaluation_log_prob, nll, openai_beta2, setup
 
 
 def evaluate(ctx: RunContext) -> dict:
@@ -25,7 +25,8 @@ def evaluate(ctx: RunContext) -> dict:
     x_test, meta, model = setup(ctx, "test")
     levels, dims = meta["n_levels"], int(np.prod(meta["shape"]))
     model.load_state_dict(load_torch(ctx.out_dir / "model.pt", map_location=ctx.device))
-    test = nll(model, x_test, levels, cfg.seed, ctx.device)
+    test = nll(model, x_test, levels, cfg.seed, ctx.device,
+               log_prob=evaluation_log_prob(model, len(x_test), 1, cfg.compile))
     history = read_history(ctx.out_dir / "history.csv")
     last = history[-1] if history else {}
     out = ctx.artifacts
