@@ -21,9 +21,8 @@ Where the time goes: each row also gives both sides' rate in GFLOP/s (matrix pro
 convolutions, forward and backward, counted by torch's FlopCounterMode) and a *floor*, the ratio
 ours/peer that our step would reach if it did its counted products at the device's fp32
 matrix-product peak (measured at the start: the faster of a 2048^3 matmul and the same product
-as a 1x1 convolution) and nothing else. A row whose
-floor is near its ratio is bound by arithmetic both sides share: only other arithmetic (another
-precision) would take it lower.
+as a 1x1 convolution) and nothing else. A row whose floor is near its ratio is bound by
+arithmetic both sides share: only other arithmetic (another precision) would take it lower.
 
 Matching the models: Glow = L levels of K x (actnorm, LU 1x1 conv, affine coupling with
 sigmoid(h + 2) scale, net conv3x3-ReLU-conv1x1-ReLU-zero conv3x3) on both sides; ours adds a

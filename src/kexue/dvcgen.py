@@ -3,10 +3,10 @@ article (its prepare, train, evaluate and report jobs), one per dataset, feature
 index.
 
 Each stage's command hands its jobs back to Snakemake (``--forcerun <first rule>
---allowed-rules <rules> -- <last job's outputs>``), so ``dvc repro <stage>`` and ``snakemake`` run the same code and Snakemake's
-metadata never goes stale (../shared/notes/workflow-stack.md, option A). Stage names carry the
-variant (``article--default-embedded--nice``), so switching profile or data source keeps the
-other variant's lock entries. Every stage depends on the source files it runs: the import
+--allowed-rules <rules> -- <last job's outputs>``), so ``dvc repro <stage>`` and ``snakemake``
+run the same code and Snakemake's metadata never goes stale (../shared/notes/workflow-stack.md,
+option A). Stage names carry the variant (``article--default-embedded--nice``), so switching
+profile or data source keeps the other variant's lock entries. Every stage depends on the source files it runs: the import
 closure of its jobs' entry modules, so editing a shared layer makes exactly the stages that use
 it stale. Snakemake regenerates the file whenever params.yaml changes the job list.
 
